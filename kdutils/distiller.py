@@ -1,0 +1,198 @@
+"""`Distiller`: a `keras.Model` that trains a student from a frozen teacher's logits."""
+
+from __future__ import annotations
+
+import weakref
+
+import keras
+import numpy as np
+from keras import ops
+
+from kdutils.losses import (
+    check_alpha,
+    check_temperature,
+    combine,
+    cross_entropy,
+    distillation_loss,
+)
+
+INPUTS = "inputs"
+TEACHER_LOGITS = "teacher_logits"
+
+# Students already wrapped by a Distiller. A second Distiller on the same object is refused:
+# the original study reused one student across all alphas, so each run warm-started.
+_CLAIMED_STUDENTS: weakref.WeakSet = weakref.WeakSet()
+
+
+def num_classes_of(model: keras.Model) -> int:
+    """The size of the last axis of `model`'s (single) output."""
+    return int(model.outputs[0].shape[-1])
+
+
+def with_teacher_logits(inputs, teacher_logits) -> dict:
+    """Pack inputs and cached teacher logits into the structure a cached-logits Distiller reads."""
+    return {INPUTS: inputs, TEACHER_LOGITS: teacher_logits}
+
+
+class Distiller(keras.Model):
+    """Response-based knowledge distillation (Hinton et al., 2015) with a frozen teacher.
+
+    loss = alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(softmax(t/T) || softmax(s/T)),
+    with `alpha` on the hard labels (see `kdutils.losses`).
+
+    Teacher outputs come one of two ways:
+    - `teacher=model`: the teacher runs in inference mode at every step (needed under data
+      augmentation). It is frozen (`trainable = False`) and never updated.
+    - `teacher=None`: cached logits, fed with the data as
+      `with_teacher_logits(x, teacher_logits)`. On CPU this is about 15x faster.
+
+    Metrics: `accuracy` (sparse categorical, unless you compile others), `hard_loss` (CE),
+    `soft_loss` (T^2 KL) and `fidelity` (top-1 agreement with the teacher).
+    `call` returns the student's logits, so `predict` works as on the student.
+    Save the student alone with `distiller.student.save("student.keras")`.
+    """
+
+    def __init__(
+        self,
+        student: keras.Model,
+        teacher: keras.Model | None = None,
+        alpha: float = 0.5,
+        temperature: float = 3.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.alpha = check_alpha(alpha)
+        self.temperature = check_temperature(temperature)
+        if not isinstance(student, keras.Model):
+            raise TypeError(f"student must be a keras.Model, got {type(student).__name__}")
+        if student in _CLAIMED_STUDENTS:
+            raise ValueError(
+                f"student {student.name!r} is already used by another Distiller. Build a new "
+                "student for every run (kdutils.models.build_model), so no run warm-starts "
+                "from another."
+            )
+        self.num_classes = num_classes_of(student)
+        if teacher is not None:
+            if teacher is student:
+                raise ValueError("teacher and student must be different models")
+            teacher_classes = num_classes_of(teacher)
+            if teacher_classes != self.num_classes:
+                raise ValueError(
+                    f"teacher has {teacher_classes} classes but student has {self.num_classes}"
+                )
+            teacher.trainable = False
+        _CLAIMED_STUDENTS.add(student)
+        self.student = student
+        self.teacher = teacher
+        self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
+        self.soft_loss_tracker = keras.metrics.Mean(name="soft_loss")
+        self.fidelity_tracker = keras.metrics.Mean(name="fidelity")
+
+    def compile(self, optimizer="adam", metrics=None, **kwargs):
+        """Like `keras.Model.compile`; `metrics` defaults to sparse categorical accuracy."""
+        if "loss" in kwargs:
+            raise ValueError("Distiller defines its own loss; do not pass loss= to compile")
+        if metrics is None:
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        self._user_metrics = list(metrics)
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    # -- data checks -----------------------------------------------------------------------
+    def _split(self, x):
+        """Return (inputs, cached teacher logits or None)."""
+        if isinstance(x, dict) and TEACHER_LOGITS in x:
+            return x[INPUTS], x[TEACHER_LOGITS]
+        return x, None
+
+    def check_data(self, x, y=None) -> None:
+        """Raise `ValueError` for labels out of range or teacher logits of the wrong shape.
+
+        Checks in-memory arrays (NumPy, lists); datasets and generators are passed through.
+        """
+        inputs, logits = self._split(x)
+        if logits is None and self.teacher is None and x is not None:
+            raise ValueError(
+                "this Distiller has no teacher model, so its inputs must carry cached teacher "
+                "logits: pass with_teacher_logits(x, teacher_logits)"
+            )
+        if hasattr(logits, "shape") and (
+            logits.shape[-1] != self.num_classes or len(logits) != len(inputs)
+        ):
+            raise ValueError(
+                f"teacher_logits must have shape ({len(inputs)}, {self.num_classes}), "
+                f"got {tuple(logits.shape)}"
+            )
+        if y is None or not isinstance(y, (np.ndarray, list, tuple)):
+            return
+        labels = np.asarray(y)
+        if labels.ndim == 2:
+            if labels.shape[-1] != self.num_classes:
+                raise ValueError(
+                    f"one-hot labels must have {self.num_classes} columns, got {labels.shape}"
+                )
+            return
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(
+                f"labels must be integer class indices of shape (N,), got dtype {labels.dtype} "
+                f"and shape {labels.shape}"
+            )
+        if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(
+                f"labels must lie in [0, {self.num_classes}), found values from "
+                f"{labels.min()} to {labels.max()}"
+            )
+        for metric in getattr(self, "_user_metrics", []):
+            name = metric if isinstance(metric, str) else type(metric).__name__
+            if name in ("categorical_accuracy", "CategoricalAccuracy"):
+                raise ValueError(
+                    "CategoricalAccuracy expects one-hot labels; with integer labels it "
+                    "measures nothing. Use SparseCategoricalAccuracy (the default)."
+                )
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        self.check_data(x, y)
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
+            self.check_data(validation_data[0], validation_data[1])
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self.check_data(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    # -- the model -------------------------------------------------------------------------
+    def call(self, x, training=None):
+        inputs, _ = self._split(x)
+        return self.student(inputs, training=training)
+
+    def teacher_logits(self, x):
+        """Cached logits from `x` if present, else the frozen teacher run in inference mode."""
+        inputs, logits = self._split(x)
+        if logits is None:
+            if self.teacher is None:
+                raise ValueError(
+                    "no teacher logits: pass with_teacher_logits(x, logits) or give a teacher"
+                )
+            logits = self.teacher(inputs, training=False)
+        return ops.stop_gradient(ops.cast(logits, "float32"))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if sample_weight is not None:
+            raise ValueError("Distiller does not support sample_weight")
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        teacher = self.teacher_logits(x)
+        hard = cross_entropy(y, y_pred)
+        soft = distillation_loss(teacher, y_pred, self.temperature)
+        loss = combine(hard, soft, self.alpha)
+        if self.student.losses:
+            loss = loss + ops.sum(ops.stack(self.student.losses))
+        agree = ops.cast(
+            ops.equal(ops.argmax(y_pred, axis=-1), ops.argmax(teacher, axis=-1)), "float32"
+        )
+        self.hard_loss_tracker.update_state(hard)
+        self.soft_loss_tracker.update_state(soft)
+        self.fidelity_tracker.update_state(agree)
+        return loss
+
+    def get_config(self) -> dict:
+        return {"alpha": self.alpha, "temperature": self.temperature, "name": self.name}

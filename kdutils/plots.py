@@ -1,0 +1,148 @@
+"""The few figure types the book reuses. Each returns the matplotlib Figure it drew."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from kdutils.stats import summarize
+
+sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+WIDTH = 7.5  # inches: the book's text width at 100 dpi and more
+
+
+def _softmax(z: np.ndarray, temperature: float) -> np.ndarray:
+    z = np.asarray(z, dtype=float) / temperature
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def temperature_softmax(logits, temperatures=(1, 2, 5, 10), class_names=None) -> plt.Figure:
+    """softmax(z / T) of one logit vector for several T, as grouped bars."""
+    logits = np.asarray(logits, dtype=float)
+    names = class_names or [str(i) for i in range(len(logits))]
+    rows = [
+        {"class": names[i], "T": f"T = {t:g}", "probability": p}
+        for t in temperatures
+        for i, p in enumerate(_softmax(logits, t))
+    ]
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
+    sns.barplot(pd.DataFrame(rows), x="class", y="probability", hue="T", ax=ax)
+    ax.set(xlabel="class", ylabel="softmax(z / T)", ylim=(0, 1))
+    ax.legend(title="temperature", ncols=len(temperatures), loc="upper left", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images, labels, class_names, per_class: int = 8, flipped=None) -> plt.Figure:
+    """`per_class` example images of each class, one row per class. Flipped labels in red."""
+    num_classes = len(class_names)
+    fig, axes = plt.subplots(
+        num_classes, per_class, figsize=(per_class * 0.7, num_classes * 0.75), squeeze=False
+    )
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)[:per_class]
+        for j, ax in enumerate(axes[c]):
+            ax.set_axis_off()
+            if j >= len(idx):
+                continue
+            image = images[idx[j]]
+            ax.imshow(image.squeeze(), cmap="gray_r" if image.shape[-1] == 1 else None)
+            if flipped is not None:
+                ax.set_title(f"{flipped[idx[j]]}→{c}", fontsize=7, color="tab:red", pad=1)
+        axes[c][0].text(
+            -0.3,
+            0.5,
+            class_names[c],
+            transform=axes[c][0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=8,
+        )
+    fig.subplots_adjust(wspace=0.05, hspace=0.3 if flipped is not None else 0.05, left=0.12)
+    return fig
+
+
+def target_comparison(probabilities: dict[str, np.ndarray], class_names) -> plt.Figure:
+    """Side-by-side bars of several target distributions (hard label, soft targets...)."""
+    rows = [
+        {"class": class_names[i], "target": name, "probability": p}
+        for name, probs in probabilities.items()
+        for i, p in enumerate(probs)
+    ]
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
+    sns.barplot(pd.DataFrame(rows), x="class", y="probability", hue="target", ax=ax)
+    ax.set(xlabel="class", ylabel="target probability", yscale="log", ylim=(1e-6, 1.5))
+    ax.legend(fontsize="small", loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, list[dict]], metrics=("loss", "accuracy")) -> plt.Figure:
+    """Per-epoch training and validation curves, one line per labelled run."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(WIDTH, 3.0), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for i, (label, history) in enumerate(histories.items()):
+            epochs = np.arange(1, len(history) + 1)
+            color = f"C{i % 10}"
+            ax.plot(epochs, [h[metric] for h in history], color=color, label=f"{label} train")
+            if f"val_{metric}" in history[0]:
+                ax.plot(
+                    epochs,
+                    [h[f"val_{metric}"] for h in history],
+                    "--",
+                    color=color,
+                    label=f"{label} validation",
+                )
+        ax.set(xlabel="epoch", ylabel=metric)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0][-1].legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(records: list[dict], title: str = "") -> plt.Figure:
+    """Training loss and validation accuracy of a run per seed."""
+    fig = training_curves({f"seed {r['config']['seed']}": r["history"] for r in records})
+    if title:
+        fig.suptitle(title, y=1.02)
+    return fig
+
+
+def accuracy_vs_alpha(
+    table: pd.DataFrame,
+    value: str = "test_accuracy",
+    hue: str = "epochs",
+    references: dict[str, dict] | None = None,
+    ylabel: str = "test accuracy",
+) -> plt.Figure:
+    """Mean over seeds of `value` against alpha, one line per `hue`, with 95% CI bars.
+
+    `references` maps a label to a `stats.mean_ci` summary drawn as a line with a CI band.
+    """
+    summary = summarize(table, [hue, "alpha"], value)
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
+    levels = sorted(summary[hue].unique())
+    for i, level in enumerate(levels):
+        part = summary[summary[hue] == level]
+        ax.errorbar(
+            part["alpha"],
+            part["mean"],
+            yerr=part["half_width"].fillna(0),
+            marker="o",
+            ms=4,
+            capsize=3,
+            color=f"C{i}",
+            label=f"{level} {hue}",
+        )
+    for j, (label, s) in enumerate((references or {}).items()):
+        color = f"C{len(levels) + j}"
+        ax.axhline(s["mean"], color=color, ls=":", label=label)
+        if not np.isnan(s["half_width"]):
+            ax.axhspan(s["low"], s["high"], color=color, alpha=0.15)
+    ax.set(xlabel="α (weight on the hard labels)", ylabel=ylabel, xticks=np.linspace(0, 1, 11))
+    ax.legend(fontsize="small", loc="best")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,137 @@
+"""The one place where run profiles are defined: `smoke` (CI), `default` (the book), `full` (GPU).
+
+A profile fixes everything a run depends on. A results file stores the profile's fields, so
+a rerun can tell whether a stored result still matches its configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+ALPHAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Data, models and training budget of one sweep. Every field is JSON-serialisable."""
+
+    name: str
+    dataset: str = "mnist"
+    train_size: int | None = 10_000
+    validation_size: int = 5_000
+    noise_rate: float = 0.05
+    alphas: tuple[float, ...] = ALPHAS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    temperature: float = 10.0
+    epochs: int = 20
+    budgets: tuple[int, ...] = (2, 5, 10, 20)
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    teacher: str = "report_teacher"
+    student: str = "report_student"
+    teacher_epochs: int = 3
+
+    def __post_init__(self):
+        if not self.budgets or max(self.budgets) != self.epochs:
+            raise ValueError(f"budgets {self.budgets} must end at epochs={self.epochs}")
+        if sorted(set(self.budgets)) != list(self.budgets) or min(self.budgets) < 1:
+            raise ValueError(f"budgets must be increasing epoch counts >= 1, got {self.budgets}")
+
+    def replace(self, **changes) -> Profile:
+        """A copy with some fields changed (lists become tuples)."""
+        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+        return dataclasses.replace(self, **changes)
+
+    def override(self, **changes) -> Profile:
+        """Like `replace`, but ignores None values and cuts `budgets` to a changed `epochs`."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "epochs" in changes and "budgets" not in changes:
+            kept = [b for b in self.budgets if b < changes["epochs"]]
+            changes["budgets"] = (*kept, changes["epochs"])
+        return self.replace(**changes)
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def data_config(self, seed: int) -> dict:
+        """The arguments of `kdutils.data.load_dataset` for one seed."""
+        return {
+            "name": self.dataset,
+            "train_size": self.train_size,
+            "validation_size": self.validation_size,
+            "noise_rate": self.noise_rate,
+            "seed": seed,
+        }
+
+    def teacher_config(self, seed: int) -> dict:
+        """Everything the teacher of `seed` depends on."""
+        return {
+            "data": self.data_config(seed),
+            "model": self.teacher,
+            "epochs": self.teacher_epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "seed": seed,
+        }
+
+    def run_config(self, alpha: float, seed: int) -> dict:
+        """Everything one student run depends on; stored in, and matched against, its results."""
+        return {
+            "profile": self.name,
+            "alpha": float(alpha),
+            "seed": int(seed),
+            "temperature": self.temperature,
+            "epochs": self.epochs,
+            "budgets": list(self.budgets),
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "student": self.student,
+            "data": self.data_config(seed),
+            "teacher": config_key(self.teacher_config(seed)),
+        }
+
+
+PROFILES: dict[str, Profile] = {
+    # CI: every chapter and figure, in minutes on 2 cores.
+    "smoke": Profile(
+        name="smoke",
+        train_size=1_000,
+        validation_size=1_000,
+        seeds=(0, 1),
+        epochs=2,
+        budgets=(1, 2),
+        teacher_epochs=1,
+    ),
+    # The book's published numbers: 11 alphas x 3 seeds on a 2-core laptop CPU.
+    "default": Profile(name="default"),
+    # The report's scale: all 55k training images, long budgets, 5 seeds. For a GPU.
+    "full": Profile(
+        name="full",
+        train_size=None,
+        seeds=(0, 1, 2, 3, 4),
+        epochs=100,
+        budgets=(10, 30, 50, 100),
+        teacher_epochs=10,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called `name`."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile={name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+def config_key(config: dict) -> str:
+    """A short, stable hash of a JSON-serialisable config."""
+    blob = json.dumps(config, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def alpha_slug(alpha: float) -> str:
+    """A docname-safe label: 0.5 -> 'alpha_0p5', 0.25 -> 'alpha_0p25', 1 -> 'alpha_1p0'."""
+    text = f"{float(alpha):.4f}".rstrip("0")
+    return "alpha_" + (text + "0" if text.endswith(".") else text).replace(".", "p")

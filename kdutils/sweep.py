@@ -1,0 +1,176 @@
+"""The alpha sweep: one papermill-executed notebook per alpha, one results file per run.
+
+    python -m kdutils.sweep --profile default
+
+Teachers are trained first, once per seed. Each alpha's notebook (`notebooks/distill.md`)
+then trains a new student per seed and writes `results/<profile>/runs/alpha_*_seed*.json`
+atomically; the executed notebook becomes the book page `book/runs/<profile>/alpha_*.ipynb`.
+A rerun skips what is done, so a killed sweep loses only the run in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kdutils.profiles import PROFILES, Profile, alpha_slug, get_profile
+from kdutils.results import ROOT, results_dir
+
+NOTEBOOK = ROOT / "notebooks" / "distill.md"
+PAGES = ROOT / "book" / "runs"
+
+
+def page_path(pages: Path, profile: Profile, alpha: float) -> Path:
+    return Path(pages) / profile.name / f"{alpha_slug(alpha)}.ipynb"
+
+
+def is_done(profile: Profile, alpha: float, directory: Path, pages: Path) -> bool:
+    """True when every seed of `alpha` has a matching result and its page exists."""
+    from kdutils.experiment import load_run
+
+    return page_path(pages, profile, alpha).exists() and all(
+        load_run(profile, alpha, seed, directory) for seed in profile.seeds
+    )
+
+
+def notebook_parameters(profile: Profile, alpha: float) -> dict:
+    """The parameters-cell values that make the notebook run exactly `profile` at `alpha`."""
+    fields = ("temperature", "seeds", "epochs", "dataset", "train_size", "noise_rate")
+    base = get_profile(profile.name)
+    changed = {k: getattr(profile, k) for k in fields if getattr(profile, k) != getattr(base, k)}
+    if profile.override(**changed) != profile.replace():
+        raise ValueError(f"profile {profile.name!r} differs in a field the notebook cannot set")
+    return {"profile": profile.name, "alpha": float(alpha)} | {
+        k: list(v) if isinstance(v, tuple) else v for k, v in changed.items()
+    }
+
+
+def execute_alpha(profile: Profile, alpha: float, pages: Path, failed: Path) -> Path:
+    """Run the notebook for one alpha with papermill; return the executed page's path."""
+    import jupytext
+    import nbformat
+    import papermill
+
+    page = page_path(pages, profile, alpha)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    notebook = jupytext.read(NOTEBOOK)
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        source, output = Path(tmp) / "distill.ipynb", Path(tmp) / page.name
+        nbformat.write(notebook, source)
+        try:
+            executed = papermill.execute_notebook(
+                str(source),
+                str(output),
+                parameters=notebook_parameters(profile, alpha),
+                cwd=str(NOTEBOOK.parent),
+                kernel_name="python3",
+                progress_bar=False,
+            )
+        except Exception:
+            failed.mkdir(parents=True, exist_ok=True)
+            kept = failed / page.name
+            if output.exists():
+                shutil.move(output, kept)
+                print(f"  failed; partial executed notebook: {kept}", flush=True)
+            raise
+    _retitle(executed, f"Run: α = {alpha:g} ({profile.name} profile)")
+    partial = page.with_name(f".{page.name}.tmp")
+    nbformat.write(executed, partial)
+    os.replace(partial, page)  # atomic: a page on disk is always a complete run
+    return page
+
+
+def _retitle(notebook, title: str) -> None:
+    """Give the executed page its own title, so each run has a distinct entry in the book."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
+            _, _, rest = cell.source.lstrip().partition("\n")
+            cell.source = f"# {title}\n{rest}"
+            return
+
+
+def run_sweep(
+    profile: Profile,
+    alphas=None,
+    results_root=None,
+    pages: Path = PAGES,
+    keep_going: bool = False,
+    log=print,
+) -> list[float]:
+    """Train teachers, then execute one notebook per unfinished alpha. Returns failed alphas."""
+    from kdutils.teacher import get_teacher
+
+    directory = results_dir(profile.name, results_root)
+    os.environ["KDUTILS_RESULTS_DIR"] = str(directory.parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+    )
+    alphas = list(profile.alphas if alphas is None else alphas)
+    for seed in profile.seeds:
+        start = time.perf_counter()
+        teacher = get_teacher(profile, seed, directory)
+        log(
+            f"teacher seed {seed}: test accuracy {teacher.record['test_accuracy']:.4f} "
+            f"({time.perf_counter() - start:.0f} s)",
+        )
+    todo = [a for a in alphas if not is_done(profile, a, directory, pages)]
+    log(f"{profile.name}: {len(alphas) - len(todo)} of {len(alphas)} alphas already done")
+    failures, spent = [], []
+    for i, alpha in enumerate(todo, start=1):
+        start = time.perf_counter()
+        log(f"[{i}/{len(todo)}] alpha={alpha:g} ...")
+        try:
+            page = execute_alpha(profile, alpha, pages, directory / "failed")
+        except Exception as error:
+            failures.append(alpha)
+            log(f"[{i}/{len(todo)}] alpha={alpha:g} FAILED: {type(error).__name__}: {error}")
+            if not keep_going:
+                break
+            continue
+        spent.append(time.perf_counter() - start)
+        eta = sum(spent) / len(spent) * (len(todo) - i)
+        log(f"[{i}/{len(todo)}] alpha={alpha:g} done in {spent[-1]:.0f} s, ETA {eta:.0f} s: {page}")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    parser.add_argument("--alphas", type=float, nargs="+", help="a subset of the profile's alphas")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the profile's seeds")
+    parser.add_argument("--train-size", type=int, help="override the profile's train_size")
+    parser.add_argument("--epochs", type=int, help="override the profile's epochs")
+    parser.add_argument("--results-dir", help="results root (default: results/)")
+    parser.add_argument("--pages-dir", default=str(PAGES), help="where executed pages go")
+    parser.add_argument("--rerun", action="store_true", help="delete this profile's results first")
+    parser.add_argument("--keep-going", action="store_true", help="continue after a failed alpha")
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile).override(
+        seeds=args.seeds, train_size=args.train_size, epochs=args.epochs
+    )
+    if args.rerun:
+        shutil.rmtree(results_dir(profile.name, args.results_dir), ignore_errors=True)
+        shutil.rmtree(Path(args.pages_dir) / profile.name, ignore_errors=True)
+    start = time.perf_counter()
+    failures = run_sweep(
+        profile, args.alphas, args.results_dir, Path(args.pages_dir), args.keep_going
+    )
+    print(f"sweep {profile.name} finished in {time.perf_counter() - start:.0f} s", flush=True)
+    if failures:
+        print(f"failed alphas: {failures}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Train the teacher once per (profile, seed) and cache its logits; never once per alpha."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kdutils import metrics
+from kdutils.data import Dataset, load_dataset
+from kdutils.models import build_model
+from kdutils.profiles import Profile, config_key
+from kdutils.repro import environment, set_seed
+from kdutils.results import epoch_records, read_json, write_json, write_npz
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass
+class Teacher:
+    """A trained teacher's record (config, curves, accuracies) and its logits per split."""
+
+    record: dict
+    logits: dict[str, np.ndarray]
+
+
+def teacher_paths(directory: Path, seed: int) -> tuple[Path, Path, Path]:
+    """(record, logits, weights) paths of the teacher of `seed`."""
+    base = Path(directory) / "teachers" / f"seed{seed}"
+    return base.with_suffix(".json"), Path(f"{base}_logits.npz"), base.with_suffix(".weights.h5")
+
+
+def load_teacher(profile: Profile, seed: int, directory: Path) -> Teacher | None:
+    """The cached teacher if its stored config matches the profile's, else None."""
+    record_path, logits_path, _ = teacher_paths(directory, seed)
+    record = read_json(record_path)
+    if record is None or record.get("key") != config_key(profile.teacher_config(seed)):
+        return None
+    try:
+        with np.load(logits_path) as f:
+            logits = {split: f[split] for split in SPLITS}
+    except (OSError, KeyError, ValueError):
+        return None
+    return Teacher(record, logits)
+
+
+def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | None = None):
+    """Train the teacher of `seed` on the (noisy) training split and cache it."""
+    config = profile.teacher_config(seed)
+    data = data or load_dataset(**config["data"])
+    set_seed(seed)
+    model = build_model(profile.teacher, data.x_train.shape[1:], data.num_classes)
+    model.compile(
+        optimizer=keras.optimizers.Adam(profile.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        batch_size=profile.batch_size,
+        epochs=profile.teacher_epochs,
+        verbose=0,
+    ).history
+    train_time = time.perf_counter() - start
+    inputs = {"train": data.x_train, "val": data.x_val, "test": data.x_test}
+    logits = {s: model.predict(x, batch_size=512, verbose=0) for s, x in inputs.items()}
+    record = {
+        "key": config_key(config),
+        "config": config,
+        "parameters": model.count_params(),
+        "history": epoch_records(history),
+        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
+        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
+        "train_accuracy_clean": metrics.accuracy(logits["train"], data.y_train_clean),
+        "noisy_labels": metrics.noisy_label_fit(logits["train"], data),
+        "train_seconds": train_time,
+        "seconds_per_epoch": train_time / profile.teacher_epochs,
+        "environment": environment(),
+    }
+    record_path, logits_path, weights_path = teacher_paths(directory, seed)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(weights_path)
+    write_npz(logits_path, **logits)
+    write_json(record_path, record)  # last: a record on disk means its logits are complete
+    return Teacher(record, logits)
+
+
+def get_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | None = None):
+    """The cached teacher of `seed`, trained first if there is none for this config."""
+    return load_teacher(profile, seed, directory) or train_teacher(profile, seed, directory, data)

@@ -1,0 +1,165 @@
+"""kdutils.losses against an independent float64 NumPy reference."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import gradient, to_numpy
+
+from kdutils.losses import (
+    cross_entropy,
+    cross_entropy_per_example,
+    distillation_loss,
+    kd_loss,
+    soft_targets,
+)
+
+TEMPERATURES = [1.0, 1.01, 2.0, 4.0, 10.0, 20.0]
+
+
+def np_log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def np_distillation(t: np.ndarray, s: np.ndarray, temperature: float) -> float:
+    log_pt = np_log_softmax(t / temperature)
+    log_ps = np_log_softmax(s / temperature)
+    kl = (np.exp(log_pt) * (log_pt - log_ps)).sum(axis=-1)
+    return float(temperature**2 * kl.mean())
+
+
+def logits(seed: int, scale: float = 3.0, shape=(32, 10)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=shape) * scale).astype("float32"), (
+        rng.normal(size=shape) * scale
+    ).astype("float32")
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+def test_distillation_loss_matches_float64_reference(temperature):
+    for seed in range(3):
+        t, s = logits(seed)
+        ours = float(to_numpy(distillation_loss(t, s, temperature)))
+        ref = np_distillation(t.astype(np.float64), s.astype(np.float64), temperature)
+        assert ours == pytest.approx(ref, rel=1e-5)
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+def test_gradient_is_T_times_probability_difference_over_B(temperature):
+    t, s = logits(7)
+    grad = gradient(lambda v: distillation_loss(t, v, temperature), s)
+    p_s = np.exp(np_log_softmax(s / temperature))
+    p_t = np.exp(np_log_softmax(t / temperature))
+    expected = temperature * (p_s - p_t) / len(s)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 1.01, 2.0, 10.0, 100.0])
+@pytest.mark.parametrize("scale", [1e2, 1e3, 1e4])
+def test_finite_for_huge_logits(temperature, scale):
+    t, s = logits(3, scale=1.0)
+    t, s = np.sign(t) * scale, -np.sign(s) * scale  # +-scale, teacher and student disagree
+    loss = to_numpy(distillation_loss(t, s, temperature))
+    grad = gradient(lambda v: distillation_loss(t, v, temperature), s.astype("float32"))
+    assert np.isfinite(loss) and loss > 0
+    assert np.all(np.isfinite(grad))
+    assert np.isfinite(to_numpy(kd_loss(np.zeros(len(s), "int32"), t, s, 0.5, temperature)))
+
+
+def test_loss_is_zero_when_student_equals_teacher_and_shift_invariant():
+    t, _ = logits(1)
+    assert float(to_numpy(distillation_loss(t, t, 3.0))) == pytest.approx(0.0, abs=1e-6)
+    shifted = float(to_numpy(distillation_loss(t, t + 5.0, 3.0)))
+    assert shifted == pytest.approx(0.0, abs=1e-5)
+
+
+def test_cross_entropy_by_hand_sparse_and_one_hot():
+    z = np.array([[1.0, 2.0, 8.0], [0.5, 0.1, -1.0]], dtype="float32")
+    labels = np.array([2, 0])
+    z64 = z.astype(np.float64)
+    by_hand = -np.log(np.exp(z64[[0, 1], labels]) / np.exp(z64).sum(axis=1))
+    sparse = to_numpy(cross_entropy_per_example(labels, z))
+    one_hot = to_numpy(cross_entropy_per_example(np.eye(3, dtype="float32")[labels], z))
+    np.testing.assert_allclose(sparse, by_hand, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(one_hot, by_hand, rtol=1e-5, atol=1e-7)
+    assert float(to_numpy(cross_entropy(labels, z))) == pytest.approx(by_hand.mean(), rel=1e-5)
+
+
+def test_softmax_example_from_the_book():
+    p = to_numpy(soft_targets(np.array([1.0, 2.0, 8.0], "float32")))
+    np.testing.assert_allclose(p, [0.000911, 0.002477, 0.996612], atol=1e-5)
+    flat = to_numpy(soft_targets(np.array([1.0, 2.0, 8.0], "float32"), temperature=100.0))
+    assert flat.max() - flat.min() < 0.1  # high T flattens the distribution
+
+
+def test_kd_loss_combines_hard_and_soft_with_alpha_on_labels():
+    t, s = logits(5)
+    y = np.random.default_rng(0).integers(0, 10, len(s))
+    hard = float(to_numpy(cross_entropy(y, s)))
+    soft = np_distillation(t, s, 4.0)
+    for alpha in [0.0, 0.25, 0.5, 1.0]:
+        got = float(to_numpy(kd_loss(y, t, s, alpha, 4.0)))
+        assert got == pytest.approx(alpha * hard + (1 - alpha) * soft, rel=1e-5)
+
+
+def test_alpha_zero_never_reads_labels():
+    t, s = logits(5)
+    a = to_numpy(kd_loss(np.zeros(32, "int32"), t, s, 0.0, 2.0))
+    b = to_numpy(kd_loss(np.full(32, 9, "int32"), t, s, 0.0, 2.0))
+    assert a == b
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan"), "0.5", True])
+def test_bad_alpha_names_the_argument(alpha):
+    t, s = logits(0)
+    with pytest.raises(ValueError, match="alpha"):
+        kd_loss(np.zeros(32, "int32"), t, s, alpha, 2.0)
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("inf"), float("nan"), None])
+def test_bad_temperature_names_the_argument(temperature):
+    t, s = logits(0)
+    with pytest.raises(ValueError, match="temperature"):
+        distillation_loss(t, s, temperature)
+    with pytest.raises(ValueError, match="temperature"):
+        kd_loss(np.zeros(32, "int32"), t, s, 1.0, temperature)
+
+
+def test_matches_keras_logits_distillation_except_where_keras_clips():
+    """Keras's LogitsDistillation with a KLDivergence *instance* computes the same T^2 KL, but
+    from probabilities clipped to [1e-7, 1]. For ordinary logits the two agree; when a
+    probability falls below 1e-7 Keras's value is wrong. Ours is not."""
+    from keras.distillation import LogitsDistillation
+
+    for temperature in [1.0, 2.0, 4.0]:
+        keras_kd = LogitsDistillation(temperature=temperature, loss=keras.losses.KLDivergence())
+        t, s = logits(11, scale=1.0)
+        ours = float(to_numpy(distillation_loss(t, s, temperature)))
+        theirs = float(to_numpy(keras_kd.compute_loss(t, s)))
+        assert ours == pytest.approx(theirs, rel=1e-5)
+
+    t = np.array([[0.0, 0.0, -40.0]], "float32")  # teacher: (0.5, 0.5, ~4e-18)
+    s = np.array([[30.0, -10.0, 0.0]], "float32")  # student puts ~4e-18 on class 1
+    ref = np_distillation(t, s, 1.0)
+    ours = float(to_numpy(distillation_loss(t, s, 1.0)))
+    keras_kd = LogitsDistillation(temperature=1.0, loss=keras.losses.KLDivergence())
+    theirs = float(to_numpy(keras_kd.compute_loss(t, s)))
+    assert ours == pytest.approx(ref, rel=1e-5)
+    assert theirs < 0.7 * ref  # clipping at 1e-7 caps the penalty
+
+
+def test_keras_default_string_loss_is_applied_to_logits_not_probabilities():
+    """With its default `loss="kl_divergence"` (a string), Keras 3.15's LogitsDistillation
+    resolves to the *function* kl_divergence, skips its softmax branch, and applies KL to the
+    scaled logits clipped to [1e-7, 1], without the T^2 factor. Ours follows the paper."""
+    from keras.distillation import LogitsDistillation
+
+    t, s = logits(11, scale=1.0)
+    ours = float(to_numpy(distillation_loss(t, s, 2.0)))
+    default = float(to_numpy(LogitsDistillation(temperature=2.0).compute_loss(t, s)))
+    clipped_t = np.clip(t / 2.0, 1e-7, 1.0).astype(np.float64)
+    clipped_s = np.clip(s / 2.0, 1e-7, 1.0).astype(np.float64)
+    on_logits = np.mean(np.sum(clipped_t * np.log(clipped_t / clipped_s), axis=-1))
+    assert default == pytest.approx(on_logits, rel=1e-4)
+    assert abs(default - ours) > 1.0
