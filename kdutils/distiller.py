@@ -44,7 +44,8 @@ class Distiller(keras.Model):
     - `teacher=model`: the teacher runs in inference mode at every step (needed under data
       augmentation). It is frozen (`trainable = False`) and never updated.
     - `teacher=None`: cached logits, fed with the data as
-      `with_teacher_logits(x, teacher_logits)`. On CPU this is about 15x faster.
+      `with_teacher_logits(x, teacher_logits)`. Much faster: the teacher never runs during
+      training (see `benchmarks/distiller_speed.py`). Wrong under data augmentation.
 
     Metrics: `accuracy` (sparse categorical, unless you compile others), `hard_loss` (CE),
     `soft_loss` (T^2 KL) and `fidelity` (top-1 agreement with the teacher).

@@ -65,41 +65,61 @@ def image_grid(images, labels, class_names, per_class: int = 8, flipped=None) ->
     return fig
 
 
-def target_comparison(probabilities: dict[str, np.ndarray], class_names) -> plt.Figure:
-    """Side-by-side bars of several target distributions (hard label, soft targets...)."""
+def target_comparison(
+    probabilities: dict[str, np.ndarray], class_names, image=None, image_title: str = ""
+) -> plt.Figure:
+    """Side-by-side bars (log scale) of several target distributions for one example, such as
+    its one-hot hard target and a teacher's soft targets; the example's image on the right."""
     rows = [
         {"class": class_names[i], "target": name, "probability": p}
         for name, probs in probabilities.items()
         for i, p in enumerate(probs)
     ]
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
     sns.barplot(pd.DataFrame(rows), x="class", y="probability", hue="target", ax=ax)
     ax.set(xlabel="class", ylabel="target probability", yscale="log", ylim=(1e-6, 1.5))
-    ax.legend(fontsize="small", loc="upper left")
-    fig.tight_layout()
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.25),
+        ncols=len(probabilities),
+        fontsize="small",
+        frameon=False,
+    )
+    fig.subplots_adjust(left=0.09, right=0.8 if image is not None else 0.98, bottom=0.32, top=0.92)
+    if image is not None:
+        image_ax = fig.add_axes([0.82, 0.32, 0.17, 0.6])
+        image_ax.imshow(image.squeeze(), cmap="gray_r" if image.shape[-1] == 1 else None)
+        image_ax.set(xticks=[], yticks=[])
+        image_ax.set_title(image_title, fontsize=9)
     return fig
 
 
 def training_curves(histories: dict[str, list[dict]], metrics=("loss", "accuracy")) -> plt.Figure:
-    """Per-epoch training and validation curves, one line per labelled run."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(WIDTH, 3.0), squeeze=False)
+    """Per-epoch training (circles, solid) and validation (squares, dashed) curves, one colour
+    per labelled run, with one legend under the panels."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(WIDTH, 3.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         for i, (label, history) in enumerate(histories.items()):
             epochs = np.arange(1, len(history) + 1)
-            color = f"C{i % 10}"
-            ax.plot(epochs, [h[metric] for h in history], color=color, label=f"{label} train")
+            style = {"color": f"C{i % 10}", "ms": 4}
+            ax.plot(epochs, [h[metric] for h in history], "o-", label=f"{label} train", **style)
             if f"val_{metric}" in history[0]:
-                ax.plot(
-                    epochs,
-                    [h[f"val_{metric}"] for h in history],
-                    "--",
-                    color=color,
-                    label=f"{label} validation",
-                )
+                values = [h[f"val_{metric}"] for h in history]
+                ax.plot(epochs, values, "s--", label=f"{label} validation", **style)
         ax.set(xlabel="epoch", ylabel=metric)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[0][-1].legend(fontsize="x-small")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        if len(epochs) == 1:
+            ax.set_xticks([1])
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.tight_layout()
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncols=min(len(histories), 4),
+        fontsize="small",
+    )
     return fig
 
 
@@ -117,10 +137,12 @@ def accuracy_vs_alpha(
     hue: str = "epochs",
     references: dict[str, dict] | None = None,
     ylabel: str = "test accuracy",
+    hue_title: str = "epoch budget",
 ) -> plt.Figure:
     """Mean over seeds of `value` against alpha, one line per `hue`, with 95% CI bars.
 
     `references` maps a label to a `stats.mean_ci` summary drawn as a line with a CI band.
+    The y axis never leaves [0, 1], even where an interval from few seeds would.
     """
     summary = summarize(table, [hue, "alpha"], value)
     fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
@@ -135,14 +157,16 @@ def accuracy_vs_alpha(
             ms=4,
             capsize=3,
             color=f"C{i}",
-            label=f"{level} {hue}",
+            label=f"{level:g}",
         )
     for j, (label, s) in enumerate((references or {}).items()):
         color = f"C{len(levels) + j}"
         ax.axhline(s["mean"], color=color, ls=":", label=label)
         if not np.isnan(s["half_width"]):
             ax.axhspan(s["low"], s["high"], color=color, alpha=0.15)
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 1.0))
     ax.set(xlabel="α (weight on the hard labels)", ylabel=ylabel, xticks=np.linspace(0, 1, 11))
-    ax.legend(fontsize="small", loc="best")
+    ax.legend(title=hue_title, fontsize="small", loc="best")
     fig.tight_layout()
     return fig

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 
 ALPHAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 
@@ -123,6 +124,11 @@ def get_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile={name!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[name]
+
+
+def current_profile() -> Profile:
+    """The profile the book is built with: `$KDUTILS_PROFILE`, else `default`."""
+    return get_profile(os.environ.get("KDUTILS_PROFILE", "default"))
 
 
 def config_key(config: dict) -> str:

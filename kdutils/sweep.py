@@ -43,7 +43,7 @@ def notebook_parameters(profile: Profile, alpha: float) -> dict:
     fields = ("temperature", "seeds", "epochs", "dataset", "train_size", "noise_rate")
     base = get_profile(profile.name)
     changed = {k: getattr(profile, k) for k in fields if getattr(profile, k) != getattr(base, k)}
-    if profile.override(**changed) != profile.replace():
+    if base.override(**changed) != profile:
         raise ValueError(f"profile {profile.name!r} differs in a field the notebook cannot set")
     return {"profile": profile.name, "alpha": float(alpha)} | {
         k: list(v) if isinstance(v, tuple) else v for k, v in changed.items()

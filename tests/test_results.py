@@ -1,0 +1,150 @@
+"""Profiles, results files, statistics and the report's computed claims."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from kdutils import report, results, stats
+from kdutils.profiles import ALPHAS, PROFILES, alpha_slug, config_key, get_profile
+
+
+def test_profiles_are_complete_and_budgets_end_at_epochs():
+    assert set(PROFILES) == {"smoke", "default", "full"}
+    default = get_profile("default")
+    assert default.alphas == ALPHAS and len(ALPHAS) == 11 and ALPHAS[-1] == 1.0
+    assert len(default.seeds) >= 3 and len(get_profile("full").seeds) >= 5
+    assert get_profile("full").train_size is None  # all training images
+    with pytest.raises(ValueError, match="budgets"):
+        default.replace(epochs=7)
+    with pytest.raises(ValueError, match="unknown profile='big'"):
+        get_profile("big")
+
+
+def test_override_ignores_none_and_cuts_budgets():
+    p = get_profile("default")
+    assert p.override(temperature=None, seeds=None) == p
+    short = p.override(epochs=6, seeds=[0])
+    assert short.budgets == (2, 5, 6) and short.seeds == (0,)
+
+
+def test_run_config_depends_on_everything_that_changes_a_run():
+    p = get_profile("default")
+    base = p.run_config(0.5, 0)
+    assert base == p.run_config(0.5, 0)
+    assert json.loads(json.dumps(base)) == base  # survives a JSON round trip exactly
+    for changed in (
+        p.run_config(0.6, 0),
+        p.run_config(0.5, 1),
+        p.replace(temperature=4.0).run_config(0.5, 0),
+        p.replace(noise_rate=0.1).run_config(0.5, 0),
+        p.replace(teacher_epochs=9).run_config(0.5, 0),  # through the teacher's key
+    ):
+        assert changed != base
+    assert config_key(base) == config_key(dict(reversed(list(base.items()))))
+
+
+@pytest.mark.parametrize(
+    ("alpha", "slug"),
+    [(0.0, "alpha_0p0"), (0.5, "alpha_0p5"), (1, "alpha_1p0"), (0.25, "alpha_0p25")],
+)
+def test_alpha_slug_is_a_docname_without_dots(alpha, slug):
+    assert alpha_slug(alpha) == slug
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    path = tmp_path / "r.json"
+    results.write_json(path, {"a": 1})
+
+    class Boom(Exception):
+        pass
+
+    def explode(f):
+        f.write(b'{"half": ')
+        raise Boom
+
+    with pytest.raises(Boom):
+        results._atomic(path, explode)
+    assert results.read_json(path) == {"a": 1}  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left
+    (tmp_path / "bad.json").write_text('{"trunc')
+    assert results.read_json(tmp_path / "bad.json") is None
+
+
+def test_mean_ci_matches_scipy_t_interval():
+    x = [0.91, 0.93, 0.92, 0.95]
+    s = stats.mean_ci(x)
+    low, high = st.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=st.sem(x))
+    assert s["low"] == pytest.approx(low) and s["high"] == pytest.approx(high)
+    assert (
+        stats.format_ci(s)
+        == f"{100 * np.mean(x):.2f}% ± {100 * (high - low) / 2:.2f} (95% CI, n=4)"
+    )
+    single = stats.mean_ci([0.5])
+    assert math.isnan(single["half_width"]) and "no CI" in stats.format_ci(single)
+    with pytest.raises(ValueError):
+        stats.mean_ci([])
+
+
+def test_paired_difference():
+    d = stats.paired_difference([0.9, 0.8, 0.85], [0.8, 0.7, 0.76])
+    assert d["mean"] == pytest.approx(0.0966666, rel=1e-5)
+    assert d["p_value"] == pytest.approx(st.ttest_rel([0.9, 0.8, 0.85], [0.8, 0.7, 0.76]).pvalue)
+    with pytest.raises(ValueError, match="same shape"):
+        stats.paired_difference([1, 2], [1])
+
+
+def fake_records(curve, seeds=(0, 1, 2), budgets=(2, 5), noise=0.0005):
+    """Records with test accuracy curve(alpha, epochs) + seed noise, in the stored format."""
+    rng = np.random.default_rng(0)
+    records = []
+    for alpha in ALPHAS:
+        for seed in seeds:
+            scores = []
+            for epochs in budgets:
+                acc = curve(alpha, epochs) + rng.normal(0, noise)
+                scores.append(
+                    {
+                        "epochs": epochs,
+                        "val_accuracy": acc,
+                        "test_accuracy": acc,
+                        "test_fidelity": 0.9,
+                    }
+                )
+            records.append(
+                {
+                    "config": {"alpha": alpha, "seed": seed},
+                    "budgets": scores,
+                    "test_accuracy": scores[-1]["test_accuracy"],
+                }
+            )
+    return records
+
+
+def test_claims_are_computed_from_the_data():
+    # A curve that rises from alpha=0, peaks at 0.5 and drops after 0.8, spreading with budget.
+    def curve(alpha, epochs):
+        return 0.9 + 0.01 * epochs * (0.25 - (alpha - 0.5) ** 2)
+
+    verdicts = {k: v["verdict"] for k, v in report.claims(fake_records(curve)).items()}
+    assert verdicts["drop_after_0p8"] == "holds"
+    assert verdicts["no_initial_rise"] == "does not hold"
+    assert verdicts["peak_at_0p5"] == "holds"
+    assert verdicts["diverge_with_budget"] == "holds"
+
+    flat = {k: v["verdict"] for k, v in report.claims(fake_records(lambda a, e: 0.9)).items()}
+    assert flat["drop_after_0p8"] == "is inconclusive"
+    assert flat["no_initial_rise"] == "holds"
+    assert flat["peak_at_0p5"] in {"holds", "is inconclusive"}
+
+
+def test_headline_and_comparison_table():
+    records = fake_records(lambda a, e: 0.9 + 0.05 * a)
+    teachers = [{"test_accuracy": t} for t in (0.97, 0.98, 0.975)]
+    h = report.headline(records, teachers)
+    assert h["best_alpha"] == "1" and h["n_seeds"] == "3" and h["n_runs"] == "33"
+    assert h["teacher_test"] == stats.format_ci(stats.mean_ci([0.97, 0.98, 0.975]))
+    table = report.comparison_table(records, teachers)
+    assert table.loc[0, "report"] == "98.80%" and table.loc[1, "report"] == "93.10%"

@@ -1,0 +1,111 @@
+"""The sweep: papermill per alpha, resume after a kill, failures named, nothing duplicated."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kdutils import sweep
+from kdutils.profiles import get_profile
+from kdutils.results import ROOT, read_json
+
+# A tiny smoke variant: 200 training images, one epoch, one seed.
+ARGS = ["--profile", "smoke", "--seeds", "0", "--train-size", "200", "--epochs", "1"]
+
+
+def sweep_command(tmp: Path, *alphas: float, extra=()) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "kdutils.sweep",
+        *ARGS,
+        "--alphas",
+        *map(str, alphas),
+        "--results-dir",
+        str(tmp / "results"),
+        "--pages-dir",
+        str(tmp / "pages"),
+        *extra,
+    ]
+
+
+def env() -> dict:
+    return os.environ | {"PYTHONPATH": str(ROOT)}
+
+
+def test_notebook_parameters_round_trip():
+    profile = get_profile("smoke").override(seeds=[0], train_size=200, epochs=1)
+    params = sweep.notebook_parameters(profile, 0.3)
+    assert params == {
+        "profile": "smoke",
+        "alpha": 0.3,
+        "seeds": [0],
+        "train_size": 200,
+        "epochs": 1,
+    }
+    rebuilt = get_profile(params["profile"]).override(
+        **{k: v for k, v in params.items() if k not in ("profile", "alpha")}
+    )
+    assert rebuilt == profile
+    with pytest.raises(ValueError, match="cannot set"):
+        sweep.notebook_parameters(get_profile("smoke").replace(batch_size=7), 0.3)
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
+    runs = tmp_path / "results" / "smoke" / "runs"
+    first = runs / "alpha_0p0_seed0.json"
+    proc = subprocess.Popen(
+        sweep_command(tmp_path, 0.0, 1.0),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert first.exists(), "the first run never finished"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver, papermill and its kernel
+        proc.wait()
+    kept = first.read_bytes()
+
+    # Rerun, with a bad alpha that fails in its notebook; --keep-going runs the rest.
+    done = subprocess.run(
+        sweep_command(tmp_path, 0.0, 1.5, 1.0, extra=["--keep-going"]),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "failed alphas: [1.5]" in done.stderr
+    failed_page = tmp_path / "results" / "smoke" / "failed" / "alpha_1p5.ipynb"
+    assert f"partial executed notebook: {failed_page}" in done.stdout
+    assert "alpha must be a number in [0, 1]" in failed_page.read_text()
+
+    assert first.read_bytes() == kept  # the finished run was not redone
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "alpha_0p0_seed0.json",
+        "alpha_1p0_seed0.json",
+    ]
+    pages = sorted(p.name for p in (tmp_path / "pages" / "smoke").iterdir())
+    assert pages == ["alpha_0p0.ipynb", "alpha_1p0.ipynb"]  # no partial or temporary pages
+    record = read_json(runs / "alpha_1p0_seed0.json")
+    assert record["config"]["alpha"] == 1.0 and record["config"]["data"]["train_size"] == 200
+    page = nbformat.read(tmp_path / "pages" / "smoke" / "alpha_1p0.ipynb", as_version=4)
+    assert page.cells[0].source.startswith("# Run: α = 1 (smoke profile)")
+    assert page.metadata["papermill"]["parameters"]["alpha"] == 1.0
+
+    # A third run finds everything done and trains nothing.
+    again = subprocess.run(
+        sweep_command(tmp_path, 0.0, 1.0), env=env(), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and "2 of 2 alphas already done" in again.stdout
