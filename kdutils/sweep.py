@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from kdutils.profiles import PROFILES, Profile, alpha_slug, get_profile
@@ -143,6 +144,24 @@ def run_sweep(
     return failures
 
 
+def log_session(directory: Path, started: str, seconds: float, failures: list[float]) -> None:
+    """Append this invocation's wall time to `<results>/sweep.json` (a list of sessions)."""
+    from kdutils.repro import environment
+    from kdutils.results import read_json, write_json
+
+    log = read_json(directory / "sweep.json") or {"sessions": []}
+    log["sessions"].append(
+        {
+            "started": started,
+            "seconds": seconds,
+            "failed_alphas": failures,
+            "command": " ".join(sys.argv),
+            "environment": environment(),
+        }
+    )
+    write_json(directory / "sweep.json", log)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
@@ -161,11 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun:
         shutil.rmtree(results_dir(profile.name, args.results_dir), ignore_errors=True)
         shutil.rmtree(Path(args.pages_dir) / profile.name, ignore_errors=True)
-    start = time.perf_counter()
+    start, started = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     failures = run_sweep(
         profile, args.alphas, args.results_dir, Path(args.pages_dir), args.keep_going
     )
-    print(f"sweep {profile.name} finished in {time.perf_counter() - start:.0f} s", flush=True)
+    seconds = time.perf_counter() - start
+    print(f"sweep {profile.name} finished in {seconds:.0f} s", flush=True)
+    log_session(results_dir(profile.name, args.results_dir), started, seconds, failures)
     if failures:
         print(f"failed alphas: {failures}", file=sys.stderr)
         return 1

@@ -109,3 +109,6 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
         sweep_command(tmp_path, 0.0, 1.0), env=env(), capture_output=True, text=True, timeout=300
     )
     assert again.returncode == 0 and "2 of 2 alphas already done" in again.stdout
+    sessions = read_json(tmp_path / "results" / "smoke" / "sweep.json")["sessions"]
+    assert [s["failed_alphas"] for s in sessions] == [[1.5], []]  # the killed one never logged
+    assert sessions[0]["seconds"] > sessions[1]["seconds"] > 0
