@@ -9,7 +9,6 @@ STAMP := $(VENV)/.requirements-stamp
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-export TF_ENABLE_ONEDNN_OPTS ?= 0
 export KDUTILS_PROFILE := $(PROFILE)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 

@@ -12,7 +12,7 @@ from kdutils import metrics
 from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.models import build_model
-from kdutils.profiles import Profile
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, run_path, write_json
 from kdutils.teacher import Teacher, get_teacher
@@ -73,7 +73,10 @@ def run_student(
     set_seed(seed)
     student = build_model(profile.student, data.x_train.shape[1:], data.num_classes)
     distiller = Distiller(student, alpha=alpha, temperature=profile.temperature)
-    distiller.compile(optimizer=keras.optimizers.Adam(profile.learning_rate))
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(profile.learning_rate),
+        steps_per_execution=STEPS_PER_EXECUTION,
+    )
     budgets = BudgetEvaluation(profile.budgets, data, teacher)
     start = time.perf_counter()
     history = distiller.fit(

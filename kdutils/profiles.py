@@ -13,6 +13,11 @@ import os
 
 ALPHAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 
+# Training steps per compiled call, for every run. Fewer dispatches make the small student
+# about 1.5x faster on CPU; the updates are bitwise the same (tests/test_distiller.py), so
+# it is not part of a run's config.
+STEPS_PER_EXECUTION = 32
+
 
 @dataclasses.dataclass(frozen=True)
 class Profile:

@@ -16,7 +16,7 @@ import pandas as pd
 from kdutils.experiment import load_run
 from kdutils.profiles import PROFILES, Profile
 from kdutils.repro import environment, git_commit
-from kdutils.results import ROOT
+from kdutils.results import ROOT, read_json
 from kdutils.sweep import PAGES, page_path
 from kdutils.teacher import Teacher, load_teacher
 
@@ -242,7 +242,21 @@ def timing_summary(profile: Profile, directory: Path, pages: Path = PAGES) -> di
         ),
         "pages": f"{len(done)} of {len(profile.alphas)}",
         "pages_seconds": format_duration(_total(done)),
+        "sweep_seconds": sweep_wall_time(directory),
     }
+
+
+def sweep_wall_time(directory: Path) -> str:
+    """Total wall time of the sweep invocations logged in `sweep.json`, e.g. '17 min 40 s in
+    1 invocation, started 2026-11-26T18:42:09+00:00'; 'not run yet' without a log."""
+    log = read_json(Path(directory) / "sweep.json")
+    sessions = (log or {}).get("sessions", [])
+    if not sessions:
+        return NOT_RUN
+    total = format_duration(sum(s["seconds"] for s in sessions))
+    count = f"{len(sessions)} invocation{'s' * (len(sessions) != 1)}"
+    longest = max(sessions, key=lambda s: s["seconds"])
+    return f"{total} in {count}, the longest started {longest['started']}"
 
 
 def teacher_times(profile: Profile, directory: Path) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import numpy as np
 from kdutils import metrics
 from kdutils.data import Dataset, load_dataset
 from kdutils.models import build_model
-from kdutils.profiles import Profile, config_key
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, write_json, write_npz
 
@@ -57,6 +57,7 @@ def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | 
         optimizer=keras.optimizers.Adam(profile.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
     start = time.perf_counter()
     history = model.fit(

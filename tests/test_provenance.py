@@ -221,7 +221,20 @@ def test_timing_summary(stored):
         "student_epoch_seconds": "10.0 s",  # mean of 10/2, 20/2, 30/2
         "pages": "1 of 3",
         "pages_seconds": "2 min 05 s",
+        "sweep_seconds": NOT_RUN,
     }
+    write_json(
+        directory / "sweep.json",
+        {
+            "sessions": [
+                {"started": "2026-01-01T10:00:00+00:00", "seconds": 1000.0},
+                {"started": "2026-01-02T10:00:00+00:00", "seconds": 5.0},
+            ]
+        },
+    )
+    assert provenance.timing_summary(PROFILE, directory, pages)["sweep_seconds"] == (
+        "16 min 45 s in 2 invocations, the longest started 2026-01-01T10:00:00+00:00"
+    )
     empty = provenance.timing_summary(PROFILE, directory.parent / "nothing", pages.parent / "x")
     assert empty["runs"] == "0 of 6" and empty["teachers"] == "0 of 2"
     assert empty["machine"] == empty["versions"] == NOT_RUN
