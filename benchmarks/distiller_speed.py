@@ -3,10 +3,9 @@
     python benchmarks/distiller_speed.py [--images 10000] [--epochs 2]
 
 Each mode trains a new report student for one warm-up epoch (graph tracing, excluded), then
-times `--epochs` more. Cached logits with several steps per compiled call (the sweep's setting) and plain
-supervised training of the student are timed too, the latter as the
-floor that distillation with cached logits can approach. Prints the machine, the backend and the
-ratio of the first two.
+times `--epochs` more. Also timed: cached logits with several steps per compiled call (the
+sweep's setting), and plain supervised training of the student, the floor that distillation
+with cached logits can approach. Prints the machine, the backend and the speed-ups.
 """
 
 from __future__ import annotations
@@ -94,9 +93,8 @@ def main() -> None:
         print(f"{name:<32}{sec:>10.2f}{args.images / sec:>12.0f}")
     print(f"caching the logits once took {cache_seconds:.2f} s")
     print(f"speed-up of cached logits: {per_step / cached:.1f}x")
-    print(
-        f"speed-up of cached logits, {STEPS_PER_EXECUTION} steps per call: {per_step / fewer_calls:.1f}x"
-    )
+    ratio = per_step / fewer_calls
+    print(f"speed-up of cached logits, {STEPS_PER_EXECUTION} steps per call: {ratio:.1f}x")
 
 
 if __name__ == "__main__":
