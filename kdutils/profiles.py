@@ -37,7 +37,7 @@ class Profile:
     learning_rate: float = 1e-3
     teacher: str = "report_teacher"
     student: str = "report_student"
-    teacher_epochs: int = 3
+    teacher_epochs: int = 5
 
     def __post_init__(self):
         if not self.budgets or max(self.budgets) != self.epochs:
