@@ -38,7 +38,7 @@ sweep: venv
 	$(PY) -m kdutils.sweep --profile $(PROFILE)
 
 html: venv
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 book: sweep html
 

@@ -153,15 +153,21 @@ def claims(records: list[dict]) -> dict[str, dict]:
         ),
     }
     # 5. Does distillation help here at all? The best alpha (validation) against alpha = 1.
-    gain = paired_difference(test.loc[best["alpha"]], test.loc[1.0])
-    helps = None if not _significant(gain) else bool(gain["mean"] > 0)
-    out["distillation_helps"] = {
-        "verdict": _verdict(helps) if best["alpha"] != 1.0 else "does not hold",
-        "detail": (
-            f"best α on validation data: {best['alpha']:g}; "
-            f"accuracy(α={best['alpha']:g}) − accuracy(α=1): {_diff(gain)}"
-        ),
-    }
+    if best["alpha"] == 1.0:
+        out["distillation_helps"] = {
+            "verdict": "does not hold",
+            "detail": "the α with the best validation accuracy is 1 itself, training on the "
+            "labels alone",
+        }
+    else:
+        gain = paired_difference(test.loc[best["alpha"]], test.loc[1.0])
+        out["distillation_helps"] = {
+            "verdict": _verdict(bool(gain["mean"] > 0) if _significant(gain) else None),
+            "detail": (
+                f"best α on validation data: {best['alpha']:g}; "
+                f"accuracy(α={best['alpha']:g}) − accuracy(α=1): {_diff(gain)}"
+            ),
+        }
     out["mean_by_alpha"] = {
         "verdict": "",
         "detail": ", ".join(f"{a:g}: {_pct(v)}" for a, v in mean.items()),
