@@ -32,9 +32,10 @@ def mean_ci(values, confidence: float = 0.95) -> dict:
 def format_ci(summary: dict, percent: bool = True, digits: int = 2) -> str:
     """'97.31% ± 0.12 (95% CI, n=3)' from a `mean_ci` result."""
     scale, unit = (100.0, "%") if percent else (1.0, "")
-    level = f"{summary['confidence']:.0%} CI, n={summary['n']}"
+    n = int(summary["n"])
+    level = f"{summary['confidence']:.0%} CI, n={n}"
     if math.isnan(summary["half_width"]):
-        return f"{summary['mean'] * scale:.{digits}f}{unit} (n={summary['n']}, no CI)"
+        return f"{summary['mean'] * scale:.{digits}f}{unit} (n={n}, no CI)"
     return (
         f"{summary['mean'] * scale:.{digits}f}{unit} ± "
         f"{summary['half_width'] * scale:.{digits}f} ({level})"
@@ -42,16 +43,13 @@ def format_ci(summary: dict, percent: bool = True, digits: int = 2) -> str:
 
 
 def summarize(table: pd.DataFrame, by: list[str] | str, value: str) -> pd.DataFrame:
-    """`mean_ci` of `value` for each group of `by`, as columns mean, low, high, n."""
+    """`mean_ci` of `value` for each group of `by`: one row per group, one column per field."""
     rows = []
     for key, group in table.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         s = mean_ci(group[value])
         names = [by] if isinstance(by, str) else by
-        rows.append(
-            dict(zip(names, key, strict=True))
-            | {k: s[k] for k in ("mean", "low", "high", "half_width", "sd", "n")}
-        )
+        rows.append(dict(zip(names, key, strict=True)) | s)
     return pd.DataFrame(rows)
 
 
