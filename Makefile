@@ -35,7 +35,8 @@ test: venv lint
 	$(PY) -m pytest
 
 sweep: venv
-	$(PY) -m kdutils.sweep --profile $(PROFILE)
+	$(PY) -m kdutils.sweep --profile $(PROFILE) --fused
+	$(PY) -m kdutils.sweep --profile $(PROFILE) --study all
 
 html: venv
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
@@ -46,7 +47,7 @@ check-book: venv
 	$(PY) -m kdutils.bookcheck _build/html --profile $(PROFILE)
 
 benchmark: venv
-	$(PY) benchmarks/distiller_speed.py
+	$(PY) benchmarks/speed.py --output results/benchmarks/cpu.json
 
 clean-book:
 	rm -rf _build

@@ -22,6 +22,10 @@ TEACHER_LOGITS = "teacher_logits"
 # Students already wrapped by a Distiller. A second Distiller on the same object is refused:
 # the original study reused one student across all alphas, so each run warm-started.
 _CLAIMED_STUDENTS: weakref.WeakSet = weakref.WeakSet()
+_CLAIMED_MESSAGE = (
+    "student {name!r} is already used by another Distiller. Build a new student for every "
+    "run (kdutils.models.build_model), so no run warm-starts from another."
+)
 
 
 def num_classes_of(model: keras.Model) -> int:
@@ -45,7 +49,7 @@ class Distiller(keras.Model):
       augmentation). It is frozen (`trainable = False`) and never updated.
     - `teacher=None`: cached logits, fed with the data as
       `with_teacher_logits(x, teacher_logits)`. Much faster: the teacher never runs during
-      training (see `benchmarks/distiller_speed.py`). Wrong under data augmentation.
+      training (see `benchmarks/speed.py`). Wrong under data augmentation.
 
     Metrics: `accuracy` (sparse categorical, unless you compile others), `hard_loss` (CE),
     `soft_loss` (T^2 KL) and `fidelity` (top-1 agreement with the teacher).
@@ -67,11 +71,7 @@ class Distiller(keras.Model):
         if not isinstance(student, keras.Model):
             raise TypeError(f"student must be a keras.Model, got {type(student).__name__}")
         if student in _CLAIMED_STUDENTS:
-            raise ValueError(
-                f"student {student.name!r} is already used by another Distiller. Build a new "
-                "student for every run (kdutils.models.build_model), so no run warm-starts "
-                "from another."
-            )
+            raise ValueError(_CLAIMED_MESSAGE.format(name=student.name))
         self.num_classes = num_classes_of(student)
         if teacher is not None:
             if teacher is student:
@@ -82,12 +82,26 @@ class Distiller(keras.Model):
                     f"teacher has {teacher_classes} classes but student has {self.num_classes}"
                 )
             teacher.trainable = False
-        _CLAIMED_STUDENTS.add(student)
+        self._claim(student, self.num_classes)
         self.student = student
         self.teacher = teacher
         self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
         self.soft_loss_tracker = keras.metrics.Mean(name="soft_loss")
         self.fidelity_tracker = keras.metrics.Mean(name="fidelity")
+
+    @staticmethod
+    def _claim(student: keras.Model, num_classes: int) -> None:
+        """Mark `student` as used; refuse one already used or with the wrong output size."""
+        if not isinstance(student, keras.Model):
+            raise TypeError(f"student must be a keras.Model, got {type(student).__name__}")
+        if student in _CLAIMED_STUDENTS:
+            raise ValueError(_CLAIMED_MESSAGE.format(name=student.name))
+        if num_classes_of(student) != num_classes:
+            raise ValueError(
+                f"student {student.name!r} has {num_classes_of(student)} classes, "
+                f"expected {num_classes}"
+            )
+        _CLAIMED_STUDENTS.add(student)
 
     def compile(self, optimizer="adam", metrics=None, **kwargs):
         """Like `keras.Model.compile`; `metrics` defaults to sparse categorical accuracy."""

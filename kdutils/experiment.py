@@ -11,6 +11,7 @@ import numpy as np
 from kdutils import metrics
 from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
+from kdutils.fused import FusedDistiller, split_history
 from kdutils.models import build_model
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile
 from kdutils.repro import environment, set_seed
@@ -19,30 +20,37 @@ from kdutils.teacher import Teacher, get_teacher
 
 
 class BudgetEvaluation(keras.callbacks.Callback):
-    """At each epoch budget, score the student on validation and test data.
+    """At each epoch budget, score the student(s) on validation and test data.
 
+    Works for a `Distiller` and a `FusedDistiller`; `scores[i]` holds student i's scores.
     Nothing is selected with the test scores; they are what each budget would report.
     """
 
     def __init__(self, budgets, data: Dataset, teacher: Teacher):
         super().__init__()
         self.budgets, self.data, self.teacher = set(budgets), data, teacher
-        self.scores: list[dict] = []
+        self.scores: list[list[dict]] = []
+
+    def _logits(self, x) -> np.ndarray:
+        """(samples, students, classes) logits of every student."""
+        out = self.model.predict(x, batch_size=1024, verbose=0)
+        return out[:, None] if out.ndim == 2 else out
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 not in self.budgets:
             return
-        student = self.model.student
-        val = student.predict(self.data.x_val, batch_size=1024, verbose=0)
-        test = student.predict(self.data.x_test, batch_size=1024, verbose=0)
-        self.scores.append(
-            {
-                "epochs": epoch + 1,
-                "val_accuracy": metrics.accuracy(val, self.data.y_val),
-                "test_accuracy": metrics.accuracy(test, self.data.y_test),
-                "test_fidelity": metrics.agreement(test, self.teacher.logits["test"]),
-            }
-        )
+        val, test = self._logits(self.data.x_val), self._logits(self.data.x_test)
+        if not self.scores:
+            self.scores = [[] for _ in range(val.shape[1])]
+        for i, scores in enumerate(self.scores):
+            scores.append(
+                {
+                    "epochs": epoch + 1,
+                    "val_accuracy": metrics.accuracy(val[:, i], self.data.y_val),
+                    "test_accuracy": metrics.accuracy(test[:, i], self.data.y_test),
+                    "test_fidelity": metrics.agreement(test[:, i], self.teacher.logits["test"]),
+                }
+            )
 
 
 def load_run(profile: Profile, alpha: float, seed: int, directory: Path) -> dict | None:
@@ -65,21 +73,57 @@ def run_student(
 
     A stored record whose config matches is returned as is, so reruns resume.
     """
-    if (done := load_run(profile, alpha, seed, directory)) is not None:
-        return done
-    config = profile.run_config(alpha, seed)
-    data = data or load_dataset(**config["data"])
-    teacher = get_teacher(profile, seed, directory, data)
-    set_seed(seed)
-    student = build_model(profile.student, data.x_train.shape[1:], data.num_classes)
-    distiller = Distiller(student, alpha=alpha, temperature=profile.temperature)
-    distiller.compile(
+    return run_students(profile, [alpha], seed, directory, data, fused=False, verbose=verbose)[0]
+
+
+def run_students(
+    profile: Profile,
+    alphas: list[float],
+    seed: int,
+    directory: Path,
+    data: Dataset | None = None,
+    fused: bool = True,
+    verbose: int = 0,
+) -> list[dict]:
+    """Train a new student per alpha for one seed; write one record per (alpha, seed).
+
+    `fused=True` trains all alphas not yet done in one `FusedDistiller` (same batches, one
+    compiled step); `fused=False` runs one `Distiller` after another. Either way each
+    student starts from the seed's initial weights and sees the seed's batch order.
+    Stored records whose config matches are reused, so reruns resume.
+    """
+    records = {a: load_run(profile, a, seed, directory) for a in alphas}
+    todo = [a for a, r in records.items() if r is None]
+    if todo:
+        data = data or load_dataset(**profile.data_config(seed))
+        teacher = get_teacher(profile, seed, directory, data)
+        groups = [todo] if fused else [[a] for a in todo]
+        for group in groups:
+            for record in _train(profile, group, seed, data, teacher, verbose):
+                alpha = record["config"]["alpha"]
+                write_json(run_path(directory, alpha, seed), record)
+                records[alpha] = record
+    return [records[a] for a in alphas]
+
+
+def _train(profile, alphas, seed, data, teacher, verbose) -> list[dict]:
+    """Train one student per alpha (fused when there are several) and build their records."""
+    students = []
+    for _ in alphas:
+        set_seed(seed)  # every alpha of a seed starts from the same initial weights
+        students.append(build_model(profile.student, data.x_train.shape[1:], data.num_classes))
+    if len(alphas) == 1:
+        model = Distiller(students[0], alpha=alphas[0], temperature=profile.temperature)
+    else:
+        model = FusedDistiller(students, alphas, temperature=profile.temperature)
+    model.compile(
         optimizer=keras.optimizers.Adam(profile.learning_rate),
         steps_per_execution=STEPS_PER_EXECUTION,
     )
     budgets = BudgetEvaluation(profile.budgets, data, teacher)
+    set_seed(seed)  # the same batch order however many students train together
     start = time.perf_counter()
-    history = distiller.fit(
+    history = model.fit(
         with_teacher_logits(data.x_train, teacher.logits["train"]),
         data.y_train,
         validation_data=(with_teacher_logits(data.x_val, teacher.logits["val"]), data.y_val),
@@ -89,28 +133,45 @@ def run_student(
         verbose=verbose,
     ).history
     seconds = time.perf_counter() - start
-    train_logits = student.predict(data.x_train, batch_size=1024, verbose=0)
-    final = budgets.scores[-1]
-    record = {
-        "config": config,
-        "history": epoch_records(history),
-        "budgets": budgets.scores,
-        "val_accuracy": final["val_accuracy"],
-        "test_accuracy": final["test_accuracy"],
-        "test_fidelity": final["test_fidelity"],
-        "teacher_test_accuracy": teacher.record["test_accuracy"],
-        "noisy_labels": metrics.noisy_label_fit(train_logits, data),
-        "parameters": student.count_params(),
-        "train_seconds": seconds,
-        "environment": environment(),
-    }
-    write_json(run_path(directory, alpha, seed), record)
-    return record
+    histories = [history] if len(alphas) == 1 else split_history(history, len(alphas))
+    records = []
+    for i, (alpha, student) in enumerate(zip(alphas, students, strict=True)):
+        train_logits = student.predict(data.x_train, batch_size=1024, verbose=0)
+        final = budgets.scores[i][-1]
+        records.append(
+            {
+                "config": profile.run_config(alpha, seed),
+                "history": epoch_records(histories[i]),
+                "budgets": budgets.scores[i],
+                "val_accuracy": final["val_accuracy"],
+                "test_accuracy": final["test_accuracy"],
+                "test_fidelity": final["test_fidelity"],
+                "teacher_test_accuracy": teacher.record["test_accuracy"],
+                "noisy_labels": metrics.noisy_label_fit(train_logits, data),
+                "parameters": student.count_params(),
+                # a fused run's time is shared: each student is charged an equal part
+                "train_seconds": seconds / len(alphas),
+                "fused_with": [float(a) for a in alphas] if len(alphas) > 1 else None,
+                "environment": environment(),
+            }
+        )
+    return records
 
 
 def run_alpha(profile: Profile, alpha: float, directory: Path, verbose: int = 0) -> list[dict]:
     """Every seed of one alpha, each with a new student and its own seed's teacher."""
     return [run_student(profile, alpha, seed, directory, verbose=verbose) for seed in profile.seeds]
+
+
+def run_profile(
+    profile: Profile, directory: Path, alphas=None, fused: bool = True, verbose: int = 0
+) -> list[dict]:
+    """Every (alpha, seed) of `profile`; with `fused`, all alphas of a seed train together."""
+    alphas = list(profile.alphas if alphas is None else alphas)
+    records = []
+    for seed in profile.seeds:
+        records += run_students(profile, alphas, seed, directory, fused=fused, verbose=verbose)
+    return records
 
 
 def final_scores(records: list[dict]) -> dict[str, np.ndarray]:

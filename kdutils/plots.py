@@ -170,3 +170,42 @@ def accuracy_vs_alpha(
     ax.legend(title=hue_title, fontsize="small", loc="best")
     fig.tight_layout()
     return fig
+
+
+def benchmark_costs(result: dict) -> plt.Figure:
+    """Seconds per epoch against the number of alphas (sequential vs fused) and data size.
+
+    Sequential cost is N times the measured single cached-logits student; fused is measured.
+    """
+    rows = {r["mode"]: r for r in result["rows"]}
+    fused = sorted(result["students_scan"], key=lambda r: r["students"])
+    n = np.array([r["students"] for r in fused])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
+    for mode, label in (("per_step", "per-step teacher"), ("cached_spe", "cached logits")):
+        left.plot(n, n * rows[mode]["seconds_per_epoch"], "o--", label=f"sequential, {label}")
+    left.plot(n, [r["seconds_per_epoch"] for r in fused], "o-", label="fused, cached logits")
+    left.set(xlabel="alphas (students)", ylabel="seconds per epoch", yscale="log")
+    left.set_xticks(n)
+    left.legend(fontsize="small")
+    for mode, label in (("cached_spe", "one student"), ("fused_spe", "fused students")):
+        scan = sorted(
+            (r for r in result["images_scan"] if r["mode"] == mode), key=lambda r: r["images"]
+        )
+        sizes = [r["images"] for r in scan]
+        right.plot(sizes, [r["seconds_per_epoch"] for r in scan], "o-", label=label)
+    right.set(xlabel="training images", ylabel="seconds per epoch", xscale="log", yscale="log")
+    right.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def time_breakdown(parts: dict[str, dict[str, float]]) -> plt.Figure:
+    """Stacked horizontal bars: one bar per setting, one segment per part of the epoch."""
+    frame = pd.DataFrame(parts).T
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.55 * len(frame)))
+    frame.plot.barh(stacked=True, ax=ax, width=0.6)
+    ax.set(xlabel="seconds per epoch", ylabel="")
+    ax.invert_yaxis()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncols=2, fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -23,6 +23,7 @@ from kdutils.profiles import PROFILES, Profile, alpha_slug, get_profile
 from kdutils.results import ROOT, results_dir
 
 NOTEBOOK = ROOT / "notebooks" / "distill.md"
+STUDY_NOTEBOOK = ROOT / "notebooks" / "study_run.md"
 PAGES = ROOT / "book" / "runs"
 
 
@@ -53,27 +54,40 @@ def notebook_parameters(profile: Profile, alpha: float) -> dict:
 
 def execute_alpha(profile: Profile, alpha: float, pages: Path, failed: Path) -> Path:
     """Run the notebook for one alpha with papermill; return the executed page's path."""
+    return execute_page(
+        NOTEBOOK,
+        notebook_parameters(profile, alpha),
+        page_path(pages, profile, alpha),
+        failed,
+        f"Run: α = {alpha:g} ({profile.name} profile)",
+    )
+
+
+def execute_page(notebook_path: Path, parameters: dict, page: Path, failed: Path, title: str):
+    """Execute a jupytext notebook with papermill into `page` (atomically); return `page`.
+
+    On failure the partial executed notebook is kept in `failed/` and the error re-raised.
+    """
     import jupytext
     import nbformat
     import papermill
 
-    page = page_path(pages, profile, alpha)
     page.parent.mkdir(parents=True, exist_ok=True)
-    notebook = jupytext.read(NOTEBOOK)
+    notebook = jupytext.read(notebook_path)
     notebook.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
         "language": "python",
     }
     with tempfile.TemporaryDirectory() as tmp:
-        source, output = Path(tmp) / "distill.ipynb", Path(tmp) / page.name
+        source, output = Path(tmp) / "source.ipynb", Path(tmp) / page.name
         nbformat.write(notebook, source)
         try:
             executed = papermill.execute_notebook(
                 str(source),
                 str(output),
-                parameters=notebook_parameters(profile, alpha),
-                cwd=str(NOTEBOOK.parent),
+                parameters=parameters,
+                cwd=str(notebook_path.parent),
                 kernel_name="python3",
                 progress_bar=False,
             )
@@ -84,7 +98,7 @@ def execute_alpha(profile: Profile, alpha: float, pages: Path, failed: Path) -> 
                 shutil.move(output, kept)
                 print(f"  failed; partial executed notebook: {kept}", flush=True)
             raise
-    _retitle(executed, f"Run: α = {alpha:g} ({profile.name} profile)")
+    _retitle(executed, title)
     partial = page.with_name(f".{page.name}.tmp")
     nbformat.write(executed, partial)
     os.replace(partial, page)  # atomic: a page on disk is always a complete run
@@ -107,15 +121,17 @@ def run_sweep(
     pages: Path = PAGES,
     keep_going: bool = False,
     log=print,
+    fused: bool = False,
 ) -> list[float]:
-    """Train teachers, then execute one notebook per unfinished alpha. Returns failed alphas."""
+    """Train teachers, then execute one notebook per unfinished alpha. Returns failed alphas.
+
+    With `fused`, the students of all unfinished alphas of a seed first train together in one
+    `FusedDistiller` (kdutils.fused); each alpha's notebook then finds its results stored and
+    only reports them, so there is still one executed page and one results file per run.
+    """
     from kdutils.teacher import get_teacher
 
-    directory = results_dir(profile.name, results_root)
-    os.environ["KDUTILS_RESULTS_DIR"] = str(directory.parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
-    )
+    directory = _kernel_environment(profile, results_root)
     alphas = list(profile.alphas if alphas is None else alphas)
     for seed in profile.seeds:
         start = time.perf_counter()
@@ -126,6 +142,16 @@ def run_sweep(
         )
     todo = [a for a in alphas if not is_done(profile, a, directory, pages)]
     log(f"{profile.name}: {len(alphas) - len(todo)} of {len(alphas)} alphas already done")
+    if fused and todo:
+        from kdutils.experiment import run_students
+
+        for seed in profile.seeds:
+            start = time.perf_counter()
+            run_students(profile, todo, seed, directory, fused=True)
+            log(
+                f"fused: {len(todo)} students of seed {seed} trained together in "
+                f"{time.perf_counter() - start:.0f} s"
+            )
     failures, spent = [], []
     for i, alpha in enumerate(todo, start=1):
         start = time.perf_counter()
@@ -141,6 +167,65 @@ def run_sweep(
         spent.append(time.perf_counter() - start)
         eta = sum(spent) / len(spent) * (len(todo) - i)
         log(f"[{i}/{len(todo)}] alpha={alpha:g} done in {spent[-1]:.0f} s, ETA {eta:.0f} s: {page}")
+    return failures
+
+
+def _kernel_environment(profile: Profile, results_root) -> Path:
+    """Point notebook kernels at this results root and this checkout; return the results dir."""
+    directory = results_dir(profile.name, results_root)
+    os.environ["KDUTILS_RESULTS_DIR"] = str(directory.parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+    )
+    return directory
+
+
+def study_page_path(pages: Path, profile: Profile, study: str, condition: str) -> Path:
+    return Path(pages) / profile.name / f"{study}-{condition}.ipynb"
+
+
+def run_study(
+    profile: Profile,
+    study: str,
+    results_root=None,
+    pages: Path = PAGES,
+    keep_going: bool = False,
+    log=print,
+) -> list[str]:
+    """Execute `notebooks/study_run.md` once per unfinished condition. Returns failures."""
+    from kdutils.studies import get_study, study_dir
+
+    directory = _kernel_environment(profile, results_root)
+    module = get_study(study)
+    conditions = module.conditions(profile)
+    todo = [
+        c
+        for c in conditions
+        if not (
+            study_page_path(pages, profile, study, c).exists()
+            and module.is_done(profile, c, study_dir(profile, study, c, results_root))
+        )
+    ]
+    log(f"{profile.name}/{study}: {len(conditions) - len(todo)} of {len(conditions)} done")
+    failures = []
+    for i, condition in enumerate(todo, start=1):
+        start = time.perf_counter()
+        try:
+            page = execute_page(
+                STUDY_NOTEBOOK,
+                {"profile": profile.name, "study": study, "condition": condition},
+                study_page_path(pages, profile, study, condition),
+                directory / "failed",
+                f"Run: {module.TITLE}, {condition} ({profile.name} profile)",
+            )
+        except Exception as error:
+            failures.append(f"{study}/{condition}")
+            log(f"[{i}/{len(todo)}] {study}/{condition} FAILED: {type(error).__name__}: {error}")
+            if not keep_going:
+                break
+            continue
+        log(f"[{i}/{len(todo)}] {study}/{condition} done in {time.perf_counter() - start:.0f} s")
+        log(f"  {page}")
     return failures
 
 
@@ -172,7 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", help="results root (default: results/)")
     parser.add_argument("--pages-dir", default=str(PAGES), help="where executed pages go")
     parser.add_argument("--rerun", action="store_true", help="delete this profile's results first")
-    parser.add_argument("--keep-going", action="store_true", help="continue after a failed alpha")
+    parser.add_argument("--keep-going", action="store_true", help="continue after a failure")
+    parser.add_argument(
+        "--fused", action="store_true", help="train all alphas of a seed in one fused model"
+    )
+    parser.add_argument(
+        "--study",
+        nargs="+",
+        help="run these studies (kdutils.studies.STUDIES, or 'all') instead of the alpha sweep",
+    )
     args = parser.parse_args(argv)
     profile = get_profile(args.profile).override(
         seeds=args.seeds, train_size=args.train_size, epochs=args.epochs
@@ -181,14 +274,31 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(results_dir(profile.name, args.results_dir), ignore_errors=True)
         shutil.rmtree(Path(args.pages_dir) / profile.name, ignore_errors=True)
     start, started = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
-    failures = run_sweep(
-        profile, args.alphas, args.results_dir, Path(args.pages_dir), args.keep_going
-    )
+    if args.study:
+        from kdutils.studies import available_studies
+
+        names = available_studies() if args.study == ["all"] else args.study
+        failures = []
+        for study in names:
+            failures += run_study(
+                profile, study, args.results_dir, Path(args.pages_dir), args.keep_going
+            )
+            if failures and not args.keep_going:
+                break
+    else:
+        failures = run_sweep(
+            profile,
+            args.alphas,
+            args.results_dir,
+            Path(args.pages_dir),
+            args.keep_going,
+            fused=args.fused,
+        )
     seconds = time.perf_counter() - start
     print(f"sweep {profile.name} finished in {seconds:.0f} s", flush=True)
     log_session(results_dir(profile.name, args.results_dir), started, seconds, failures)
     if failures:
-        print(f"failed alphas: {failures}", file=sys.stderr)
+        print(f"failed: {failures}", file=sys.stderr)
         return 1
     return 0
 

@@ -86,7 +86,7 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
         timeout=600,
     )
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "failed alphas: [1.5]" in done.stderr
+    assert "failed: [1.5]" in done.stderr
     failed_page = tmp_path / "results" / "smoke" / "failed" / "alpha_1p5.ipynb"
     assert f"partial executed notebook: {failed_page}" in done.stdout
     assert "alpha must be a number in [0, 1]" in failed_page.read_text()
@@ -112,3 +112,38 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
     sessions = read_json(tmp_path / "results" / "smoke" / "sweep.json")["sessions"]
     assert [s["failed_alphas"] for s in sessions] == [[1.5], []]  # the killed one never logged
     assert sessions[0]["seconds"] > sessions[1]["seconds"] > 0
+
+
+def test_fused_sweep_writes_one_page_and_one_record_per_alpha(tmp_path):
+    done = subprocess.run(
+        sweep_command(tmp_path, 0.0, 0.5, 1.0, extra=["--fused"]),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fused: 3 students of seed 0 trained together" in done.stdout
+    runs = sorted((tmp_path / "results" / "smoke" / "runs").glob("*.json"))
+    assert [p.name for p in runs] == [
+        "alpha_0p0_seed0.json",
+        "alpha_0p5_seed0.json",
+        "alpha_1p0_seed0.json",
+    ]
+    records = [read_json(p) for p in runs]
+    assert all(r["fused_with"] == [0.0, 0.5, 1.0] for r in records)
+    assert len({r["test_accuracy"] for r in records}) > 1  # three different students
+    pages = sorted((tmp_path / "pages" / "smoke").glob("*.ipynb"))
+    assert [p.stem for p in pages] == ["alpha_0p0", "alpha_0p5", "alpha_1p0"]
+    page = nbformat.read(pages[1], as_version=4)
+    assert "Run: α = 0.5 (smoke profile)" in page.cells[0].source
+    # The page reports the stored runs; it trained nothing itself.
+    assert records[1]["train_seconds"] > 0
+    again = subprocess.run(
+        sweep_command(tmp_path, 0.0, 0.5, 1.0, extra=["--fused"]),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "3 of 3 alphas already done" in again.stdout
