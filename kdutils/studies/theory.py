@@ -1,0 +1,508 @@
+"""Theory: the optimal α in linear regression with noisy labels, in closed form and simulated.
+
+The model (the book's chapter `notebooks/theory.md` derives everything stated here):
+
+- features x ~ N(0, I_d), labels y = x·w* + ε with ε ~ N(0, σ²) and ‖w*‖ = 1;
+- a teacher t(x) = x·w_T: either *fixed*, w_T = w* + δ with ‖δ‖² = b, or *fitted*, ordinary
+  least squares on its own m samples whose labels carry the same noise σ²;
+- the student minimises α·MSE(y, Xw) + (1 − α)·MSE(X w_T, Xw) on n samples (α on the hard
+  labels), which is least squares on the target α·y + (1 − α)·X w_T;
+- the risk is E‖w_α − w*‖², the excess test MSE when x ~ N(0, I_d).
+
+Then R(α) = α²·V + (1 − α)²·B with V = σ²·d / (n − d − 1) and B = E‖w_T − w*‖², so the optimal
+α is B / (B + V). The simulation fits every student of an α grid by least squares, without
+using that formula, and reads off the α of smallest Monte-Carlo risk. NumPy only, float64.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kdutils.profiles import Profile
+from kdutils.repro import environment
+from kdutils.results import read_json, write_json
+from kdutils.stats import mean_ci
+
+TITLE = "Theory: the optimal α in linear regression"
+
+# The problem shared by every condition: dimension, the seed of w* and of δ's direction,
+# the α grid and the label-noise variances σ² (log-spaced; the count depends on the profile).
+DIM = 20
+PROBLEM_SEED = 2023
+NOISE_RANGE = (1e-2, 10.0)
+ALPHA_STEPS = 20
+
+# One condition per teacher quality or sample size; each is a sweep over noise levels.
+CONDITIONS: dict[str, dict] = {
+    "fixed_b0p1_n50": {"teacher": "fixed", "teacher_error": 0.1, "n": 50},
+    "fixed_b1p0_n50": {"teacher": "fixed", "teacher_error": 1.0, "n": 50},
+    "fixed_b0p1_n100": {"teacher": "fixed", "teacher_error": 0.1, "n": 100},
+    "fitted_m100_n50": {"teacher": "fitted", "teacher_samples": 100, "n": 50},
+}
+
+# replicates: independent Monte-Carlo estimates of the optimum (the unit of the 95% CIs);
+# draws: training sets (X, ε, and for a fitted teacher its own sample) per replicate and σ².
+SETTINGS: dict[str, dict] = {
+    "smoke": {"replicates": 3, "draws": 200, "noise_levels": 7},
+    "default": {"replicates": 20, "draws": 500, "noise_levels": 13},
+    "full": {"replicates": 100, "draws": 10_000, "noise_levels": 25},
+}
+CHUNK = 250  # draws solved at once: bounds memory at a few MB
+
+# The risk-vs-α figure: one condition at two noise levels.
+CURVE_CONDITION = "fixed_b0p1_n50"
+CURVE_NOISE = (0.1, 1.0)
+
+
+def conditions(profile: Profile) -> list[str]:
+    """Every profile runs the same conditions; only the Monte-Carlo effort changes."""
+    return list(CONDITIONS)
+
+
+def noise_grid(levels: int) -> list[float]:
+    """`levels` label-noise variances σ², log-spaced over NOISE_RANGE."""
+    low, high = np.log10(NOISE_RANGE)
+    return [float(v) for v in np.logspace(low, high, levels)]
+
+
+def alpha_grid() -> list[float]:
+    return [round(i / ALPHA_STEPS, 10) for i in range(ALPHA_STEPS + 1)]
+
+
+def run_config(profile: Profile, condition: str, replicate: int) -> dict:
+    """Everything one replicate depends on; stored in, and matched against, its record."""
+    settings = SETTINGS[profile.name]
+    return {
+        "study": "theory",
+        "profile": profile.name,
+        "condition": condition,
+        "replicate": int(replicate),
+        "dim": DIM,
+        "problem_seed": PROBLEM_SEED,
+        "draws": settings["draws"],
+        "noise_vars": noise_grid(settings["noise_levels"]),
+        "alphas": alpha_grid(),
+        **CONDITIONS[condition],
+    }
+
+
+# --- The closed form ------------------------------------------------------------------------
+
+
+def student_variance(noise_var, n: int, dim: int):
+    """V = σ²·E tr((XᵀX)⁻¹) = σ²·d / (n − d − 1): the risk of least squares on noisy labels."""
+    if n <= dim + 1:
+        raise ValueError(f"need n > d + 1 for a finite risk, got n={n}, d={dim}")
+    return np.asarray(noise_var, dtype=float) * dim / (n - dim - 1)
+
+
+def teacher_error(config: dict, noise_var):
+    """B = E‖w_T − w*‖²: fixed b, or the least-squares variance of a teacher fit on m samples."""
+    if config["teacher"] == "fixed":
+        return np.full_like(np.asarray(noise_var, dtype=float), config["teacher_error"])
+    if config["teacher"] == "fitted":
+        return student_variance(noise_var, config["teacher_samples"], config["dim"])
+    raise ValueError(f"unknown teacher kind {config['teacher']!r}")
+
+
+def expected_risk(alpha, variance, bias):
+    """R(α) = α²·V + (1 − α)²·B."""
+    alpha = np.asarray(alpha, dtype=float)
+    return alpha**2 * variance + (1 - alpha) ** 2 * bias
+
+
+def optimal_alpha(variance, bias):
+    """argmin R(α) = B / (B + V), always in [0, 1]."""
+    variance, bias = np.asarray(variance, dtype=float), np.asarray(bias, dtype=float)
+    return bias / (bias + variance)
+
+
+def theory(config: dict, noise_vars) -> pd.DataFrame:
+    """V, B, the optimal α and the smallest risk B·V / (B + V) for each σ² of `noise_vars`."""
+    noise_vars = np.asarray(noise_vars, dtype=float)
+    v = student_variance(noise_vars, config["n"], config["dim"])
+    b = teacher_error(config, noise_vars)
+    a = optimal_alpha(v, b)
+    return pd.DataFrame(
+        {"noise_var": noise_vars, "V": v, "B": b, "alpha": a, "risk": expected_risk(a, v, b)}
+    )
+
+
+# --- The simulation -------------------------------------------------------------------------
+
+
+def problem(dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The true weights w* and the direction of a fixed teacher's error δ, both unit vectors."""
+    rng = np.random.default_rng(seed)
+    w, u = rng.standard_normal((2, dim))
+    return w / np.linalg.norm(w), u / np.linalg.norm(u)
+
+
+def least_squares(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Batched least squares: x (K, n, d), targets (K, n, A) -> weights (K, d, A)."""
+    xt = np.swapaxes(x, 1, 2)
+    return np.linalg.solve(xt @ x, xt @ targets)
+
+
+def fit_students(x, y, teacher_predictions, alphas) -> np.ndarray:
+    """The minimiser of α·‖y − Xw‖² + (1 − α)·‖Xw_T − Xw‖² for each α: (K, d, A).
+
+    It solves the normal equations XᵀX w = Xᵀ(α·y + (1 − α)·t) of each α's target; Xᵀ is
+    applied to y and t once and mixed, which is the same product without the (K, n, A) array.
+    """
+    alphas = np.asarray(alphas, dtype=float)
+    xt = np.swapaxes(x, 1, 2)
+    xty, xtt = xt @ y[..., None], xt @ teacher_predictions[..., None]
+    return np.linalg.solve(xt @ x, alphas * xty + (1 - alphas) * xtt)
+
+
+def teacher_weights(config: dict, noise_var: float, draws: int, rng: np.random.Generator):
+    """w_T for each draw, (K, d): fixed, or least squares on the teacher's own noisy sample."""
+    w_star, direction = problem(config["dim"], config["problem_seed"])
+    if config["teacher"] == "fixed":
+        w = w_star + np.sqrt(config["teacher_error"]) * direction
+        return np.broadcast_to(w, (draws, config["dim"]))
+    x = rng.standard_normal((draws, config["teacher_samples"], config["dim"]))
+    y = x @ w_star + np.sqrt(noise_var) * rng.standard_normal(x.shape[:2])
+    return least_squares(x, y[..., None])[..., 0]
+
+
+def simulate_risk(config: dict, noise_var: float, draws: int, rng: np.random.Generator):
+    """Monte-Carlo mean over `draws` training sets of ‖w_α − w*‖² for each α, and of ‖δ‖²."""
+    w_star, _ = problem(config["dim"], config["problem_seed"])
+    alphas = np.asarray(config["alphas"])
+    total, teacher_total = np.zeros(len(alphas)), 0.0
+    for start in range(0, draws, CHUNK):
+        k = min(CHUNK, draws - start)
+        w_t = teacher_weights(config, noise_var, k, rng)
+        x = rng.standard_normal((k, config["n"], config["dim"]))
+        y = x @ w_star + np.sqrt(noise_var) * rng.standard_normal((k, config["n"]))
+        weights = fit_students(x, y, (x @ w_t[..., None])[..., 0], alphas)
+        total += ((weights - w_star[:, None]) ** 2).sum(axis=(0, 1))
+        teacher_total += float(((w_t - w_star) ** 2).sum())
+    return total / draws, teacher_total / draws
+
+
+def minimiser(alphas, risk) -> float:
+    """The α of smallest risk on [α_0, α_last]: the parabola through the grid minimum and its
+    neighbours (the last three points at a grid end), its vertex kept between the grid points
+    next to the minimum. Exact when the risk is quadratic in α, as a mean of quadratics is."""
+    alphas, risk = np.asarray(alphas, dtype=float), np.asarray(risk, dtype=float)
+    i = int(np.argmin(risk))
+    j = min(max(i, 1), len(risk) - 2)  # the middle of the three points
+    (a0, a1, a2), (r0, r1, r2) = alphas[j - 1 : j + 2], risk[j - 1 : j + 2]
+    # The derivative is linear: s1 at the midpoint m1 of (a0, a1), s2 at m2; 0 at the vertex.
+    s1, s2 = (r1 - r0) / (a1 - a0), (r2 - r1) / (a2 - a1)
+    if s2 <= s1:  # not convex: keep the grid minimum
+        return float(alphas[i])
+    m1, m2 = (a0 + a1) / 2, (a1 + a2) / 2
+    vertex = m1 - (m2 - m1) * s1 / (s2 - s1)
+    return float(np.clip(vertex, alphas[max(i - 1, 0)], alphas[min(i + 1, len(risk) - 1)]))
+
+
+def simulate(config: dict) -> dict:
+    """One replicate: the Monte-Carlo risk curve and its minimiser at every noise level."""
+    start = time.perf_counter()
+    salt = zlib.crc32(config["condition"].encode())
+    risks, optima, teacher_errors = [], [], []
+    for level, noise_var in enumerate(config["noise_vars"]):
+        rng = np.random.default_rng([config["replicate"], level, salt])
+        risk, b = simulate_risk(config, noise_var, config["draws"], rng)
+        risks.append([float(r) for r in risk])
+        optima.append(minimiser(config["alphas"], risk))
+        teacher_errors.append(b)
+    return {
+        "config": config,
+        "optimal_alpha": optima,
+        "risk": risks,
+        "teacher_error": teacher_errors,
+        "seconds": time.perf_counter() - start,
+        "environment": environment(),
+    }
+
+
+# --- The study interface --------------------------------------------------------------------
+
+
+def record_path(directory: Path, replicate: int) -> Path:
+    return Path(directory) / "runs" / f"replicate{replicate:03d}.json"
+
+
+def _stored(profile: Profile, condition: str, directory: Path, replicate: int) -> dict | None:
+    record = read_json(record_path(directory, replicate))
+    if record is None or record.get("config") != run_config(profile, condition, replicate):
+        return None
+    return record
+
+
+def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
+    """Simulate (or reuse) every replicate of `condition`; one JSON record per replicate."""
+    records = []
+    for replicate in range(SETTINGS[profile.name]["replicates"]):
+        record = _stored(profile, condition, directory, replicate)
+        if record is None:
+            record = simulate(run_config(profile, condition, replicate))
+            write_json(record_path(directory, replicate), record)
+        records.append(record)
+    return records
+
+
+def is_done(profile: Profile, condition: str, directory: Path) -> bool:
+    replicates = range(SETTINGS[profile.name]["replicates"])
+    return all(_stored(profile, condition, directory, r) is not None for r in replicates)
+
+
+def current(profile: Profile, records: list[dict]) -> list[dict]:
+    """The records that match `profile`'s configuration (stale leftovers are ignored)."""
+    return [
+        r
+        for r in records
+        if r["config"] == run_config(profile, r["config"]["condition"], r["config"]["replicate"])
+    ]
+
+
+# --- Tables ---------------------------------------------------------------------------------
+
+
+def optimum_summary(records: list[dict]) -> pd.DataFrame:
+    """Per σ²: the closed-form optimal α and the simulated one (mean, 95% CI over replicates)."""
+    config = records[0]["config"]
+    table = theory(config, config["noise_vars"])
+    optima = np.array([r["optimal_alpha"] for r in records])
+    rows = []
+    for level, row in table.iterrows():
+        s = mean_ci(optima[:, level])
+        rows.append(
+            {
+                "noise_var": row["noise_var"],
+                "alpha_theory": row["alpha"],
+                "alpha_sim": s["mean"],
+                "low": s["low"],
+                "high": s["high"],
+                "half_width": s["half_width"],
+                "n": s["n"],
+                "covered": bool(s["low"] <= row["alpha"] <= s["high"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def risk_summary(records: list[dict], noise_var: float) -> pd.DataFrame:
+    """Per α at one σ²: the closed-form risk and the simulated one (mean, 95% CI)."""
+    config = records[0]["config"]
+    level = int(np.argmin(np.abs(np.log(config["noise_vars"]) - np.log(noise_var))))
+    if not np.isclose(config["noise_vars"][level], noise_var):
+        raise ValueError(f"σ² = {noise_var} is not on the grid {config['noise_vars']}")
+    row = theory(config, [config["noise_vars"][level]]).iloc[0]
+    risks = np.array([r["risk"][level] for r in records])
+    rows = []
+    for j, alpha in enumerate(config["alphas"]):
+        s = mean_ci(risks[:, j])
+        rows.append(
+            {
+                "alpha": alpha,
+                "risk_theory": float(expected_risk(alpha, row["V"], row["B"])),
+                "risk_sim": s["mean"],
+                "low": s["low"],
+                "high": s["high"],
+                "half_width": s["half_width"],
+                "n": s["n"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summary(records: list[dict]) -> pd.DataFrame:
+    """The run page's table: optimal α per σ², closed form against simulation."""
+    table = optimum_summary(records)
+    return table.rename(
+        columns={
+            "noise_var": "σ²",
+            "alpha_theory": "α* (closed form)",
+            "alpha_sim": "α* (simulated, mean)",
+            "low": "95% CI low",
+            "high": "95% CI high",
+            "covered": "CI covers closed form",
+        }
+    ).drop(columns="half_width")
+
+
+def label(condition: str) -> str:
+    """A legend label for `condition`."""
+    c = CONDITIONS[condition]
+    if c["teacher"] == "fixed":
+        return f"fixed teacher, ‖δ‖² = {c['teacher_error']:g}, n = {c['n']}"
+    return f"teacher fit on m = {c['teacher_samples']}, n = {c['n']}"
+
+
+def conditions_table() -> pd.DataFrame:
+    """One row per condition: the teacher, its error B, and the student's sample size."""
+    rows = []
+    for condition, c in CONDITIONS.items():
+        if c["teacher"] == "fixed":
+            teacher, b = "fixed: w* + δ", f"‖δ‖² = {c['teacher_error']:g}"
+        else:
+            m = c["teacher_samples"]
+            teacher, b = f"least squares on its own {m} examples", f"σ²·d / ({m} − d − 1)"
+        rows.append(
+            {"condition": condition, "teacher": teacher, "B": b, "student examples n": c["n"]}
+        )
+    return pd.DataFrame(rows).set_index("condition")
+
+
+# --- Figures --------------------------------------------------------------------------------
+
+
+def plot_optimal_alpha(study: dict[str, list[dict]]):
+    """Optimal α against σ²: closed form (lines) and simulation (points, 95% CI), one colour per
+    condition, all on one pair of axes."""
+    import matplotlib.pyplot as plt
+
+    from kdutils.plots import WIDTH
+
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.6))
+    for i, (condition, records) in enumerate(study.items()):
+        config, color, marker = records[0]["config"], f"C{i}", "osD^v"[i % 5]
+        fine = np.logspace(*np.log10(NOISE_RANGE), 200)
+        ax.plot(fine, theory(config, fine)["alpha"], color=color, lw=1.5)
+        s = optimum_summary(records)
+        ax.errorbar(
+            s["noise_var"],
+            s["alpha_sim"],
+            yerr=s["half_width"].fillna(0),
+            fmt=marker,
+            ms=5,
+            capsize=3,
+            color=color,
+            label=label(condition),
+        )
+    ax.plot([], [], color="0.3", lw=1.5, label="closed form B / (B + V)")
+    ax.errorbar([], [], yerr=[], fmt="o", color="0.3", capsize=3, label="simulated (95% CI)")
+    ax.set(
+        xscale="log",
+        xlabel="label-noise variance σ²",
+        ylabel="optimal α (weight on the hard labels)",
+        ylim=(-0.02, 1.02),
+    )
+    fig.tight_layout()
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
+    return fig
+
+
+def plot_risk_curves(records: list[dict], noise_vars=CURVE_NOISE):
+    """Risk against α at a few σ²: closed form (line), simulation (points, 95% CI), and both
+    optima (dashed: closed form; dotted: simulated mean)."""
+    import matplotlib.pyplot as plt
+
+    from kdutils.plots import WIDTH
+
+    fig, axes = plt.subplots(1, len(noise_vars), figsize=(WIDTH, 3.6), squeeze=False)
+    optima = optimum_summary(records)
+    for ax, noise_var in zip(axes[0], noise_vars, strict=True):
+        s = risk_summary(records, noise_var)
+        shown = s.iloc[:: max(1, ALPHA_STEPS // 10)]
+        ax.plot(s["alpha"], s["risk_theory"], color="C0", lw=1.5, label="closed form")
+        ax.errorbar(
+            shown["alpha"],
+            shown["risk_sim"],
+            yerr=shown["half_width"].fillna(0),
+            fmt="o",
+            ms=4,
+            capsize=3,
+            color="C1",
+            label="simulated (95% CI)",
+        )
+        row = optima.iloc[int(np.argmin(np.abs(optima["noise_var"] - noise_var)))]
+        ax.axvline(row["alpha_theory"], color="C0", ls="--", lw=1, label="α* closed form")
+        ax.axvline(row["alpha_sim"], color="C1", ls=":", lw=1.5, label="α* simulated")
+        ax.set(
+            title=f"σ² = {noise_var:g}",
+            xlabel="α (weight on the hard labels)",
+            ylabel="risk E‖w − w*‖²",
+            ylim=(0, None),
+        )
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=4)
+    return fig
+
+
+# --- Numbers for the chapter ----------------------------------------------------------------
+
+
+def _ci(s: dict, digits: int = 3) -> str:
+    return f"{s['mean']:.{digits}f} [{s['low']:.{digits}f}, {s['high']:.{digits}f}]"
+
+
+def headline(study: dict[str, list[dict]]) -> dict[str, str]:
+    """The formatted numbers the chapter states, all computed from the records."""
+    first = next(iter(study.values()))[0]["config"]
+    tables = {c: optimum_summary(r) for c, r in study.items()}
+    out = {
+        "dim": str(first["dim"]),
+        "draws": f"{first['draws']:,}",
+        "replicates": str(len(next(iter(study.values())))),
+        "n_levels": str(len(first["noise_vars"])),
+        "noise_low": f"{min(first['noise_vars']):g}",
+        "noise_high": f"{max(first['noise_vars']):g}",
+        "n_alphas": str(len(first["alphas"])),
+        "n_conditions": str(len(study)),
+    }
+    every = pd.concat(tables.values())
+    out["covered"] = str(int(every["covered"].sum()))
+    out["n_points"] = str(len(every))
+    gap = (every["alpha_sim"] - every["alpha_theory"]).abs()
+    out["max_gap"] = f"{gap.max():.3f}"
+    out["mean_gap"] = f"{gap.mean():.4f}"
+    out["max_half_width"] = f"{every['half_width'].max():.3f}"
+    for condition, table in tables.items():
+        config = study[condition][0]["config"]
+        out[f"{condition}_covered"] = f"{int(table['covered'].sum())} of {len(table)}"
+        gaps = (table["alpha_sim"] - table["alpha_theory"]).abs()
+        out[f"{condition}_max_gap"] = f"{gaps.max():.3f}"
+        for noise_var in CURVE_NOISE:
+            key = f"{condition}_s{noise_var:g}".replace(".", "p")
+            row = table.iloc[int(np.argmin(np.abs(table["noise_var"] - noise_var)))]
+            out[f"{key}_theory"] = f"{row['alpha_theory']:.3f}"
+            opt = mean_ci([r["optimal_alpha"][int(row.name)] for r in study[condition]])
+            out[f"{key}_sim"] = _ci(opt)
+        if config["teacher"] == "fitted":
+            out[f"{condition}_sim_range"] = (
+                f"{table['alpha_sim'].min():.3f} to {table['alpha_sim'].max():.3f}"
+            )
+            out[f"{condition}_m"] = str(config["teacher_samples"])
+            measured = np.array([r["teacher_error"] for r in study[condition]]).mean(axis=0)
+            predicted = teacher_error(config, config["noise_vars"])
+            out[f"{condition}_b_ratio"] = (
+                f"{(measured / predicted).min():.3f} to {(measured / predicted).max():.3f}"
+            )
+        out[f"{condition}_n"] = str(config["n"])
+        if config["teacher"] == "fixed":  # the σ² at which α* = 1/2, where V = B
+            half = config["teacher_error"] * (config["n"] - config["dim"] - 1) / config["dim"]
+            out[f"{condition}_half"] = f"{half:.3g}"
+    if CURVE_CONDITION in study:
+        records = study[CURVE_CONDITION]
+        for noise_var in CURVE_NOISE:
+            key = f"curve_s{noise_var:g}".replace(".", "p")
+            s = risk_summary(records, noise_var)
+            level = int(np.argmin(np.abs(np.array(first["noise_vars"]) - noise_var)))
+            best = mean_ci([min(r["risk"][level]) for r in records])
+            out[f"{key}_best"] = _ci(best, 4)
+            end = {"mean": s["risk_sim"], "low": s["low"], "high": s["high"]}
+            out[f"{key}_alpha1"] = _ci({k: v.iloc[-1] for k, v in end.items()}, 4)
+            out[f"{key}_alpha0"] = _ci({k: v.iloc[0] for k, v in end.items()}, 4)
+            rel = np.abs(s["risk_sim"] / s["risk_theory"] - 1)
+            out[f"{key}_max_rel"] = f"{100 * rel.max():.1f}%"
+            row = theory(records[0]["config"], [noise_var]).iloc[0]
+            out[f"{key}_best_theory"] = f"{row['risk']:.4f}"
+            out[f"{key}_V"] = f"{row['V']:.4f}"
+            out[f"{key}_B"] = f"{row['B']:.4f}"
+            out[f"{key}_V_over_B"] = f"{row['V'] / row['B']:.1f}"
+            worst = max(s["risk_sim"].iloc[0], s["risk_sim"].iloc[-1])
+            out[f"{key}_worst_ratio"] = f"{worst / best['mean']:.1f}"
+    return out
