@@ -15,7 +15,7 @@ from kdutils.fused import FusedDistiller, split_history
 from kdutils.models import build_model
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, run_path, write_json
+from kdutils.results import epoch_records, read_json, run_path, write_json, write_npz
 from kdutils.teacher import Teacher, get_teacher
 
 
@@ -49,6 +49,7 @@ class BudgetEvaluation(keras.callbacks.Callback):
                     "val_accuracy": metrics.accuracy(val[:, i], self.data.y_val),
                     "test_accuracy": metrics.accuracy(test[:, i], self.data.y_test),
                     "test_fidelity": metrics.agreement(test[:, i], self.teacher.logits["test"]),
+                    "test_kl": metrics.kl_to_reference(test[:, i], self.teacher.logits["test"]),
                 }
             )
 
@@ -84,30 +85,48 @@ def run_students(
     data: Dataset | None = None,
     fused: bool = True,
     verbose: int = 0,
+    teachers: Path | None = None,
+    save_logits: bool = False,
 ) -> list[dict]:
     """Train a new student per alpha for one seed; write one record per (alpha, seed).
 
     `fused=True` trains all alphas not yet done in one `FusedDistiller` (same batches, one
     compiled step); `fused=False` runs one `Distiller` after another. Either way each
     student starts from the seed's initial weights and sees the seed's batch order.
-    Stored records whose config matches are reused, so reruns resume.
+    Stored records whose config matches are reused, so reruns resume. The teacher is cached
+    under `teachers` (default: `directory`), so studies can share teachers. `save_logits`
+    also stores each student's test logits (float16) beside its record (`test_logits_path`).
     """
     records = {a: load_run(profile, a, seed, directory) for a in alphas}
     todo = [a for a, r in records.items() if r is None]
     if todo:
         data = data or load_dataset(**profile.data_config(seed))
-        teacher = get_teacher(profile, seed, directory, data)
+        teacher = get_teacher(profile, seed, teachers or directory, data)
         groups = [todo] if fused else [[a] for a in todo]
         for group in groups:
-            for record in _train(profile, group, seed, data, teacher, verbose):
+            trained = _train(profile, group, seed, data, teacher, verbose)
+            for record, student in trained:
                 alpha = record["config"]["alpha"]
+                if save_logits:
+                    logits = student.predict(data.x_test, batch_size=1024, verbose=0)
+                    write_npz(test_logits_path(directory, alpha, seed), test=logits.astype("f2"))
                 write_json(run_path(directory, alpha, seed), record)
                 records[alpha] = record
+    if save_logits and any(not test_logits_path(directory, a, seed).exists() for a in alphas):
+        raise FileNotFoundError(
+            f"runs of seed {seed} in {directory} were stored without test logits; delete "
+            "their records to retrain them with save_logits=True"
+        )
     return [records[a] for a in alphas]
 
 
-def _train(profile, alphas, seed, data, teacher, verbose) -> list[dict]:
-    """Train one student per alpha (fused when there are several) and build their records."""
+def test_logits_path(directory: Path, alpha: float, seed: int) -> Path:
+    """Where `save_logits` stores a run's test logits: beside its record, as .npz."""
+    return run_path(directory, alpha, seed).with_suffix(".test_logits.npz")
+
+
+def _train(profile, alphas, seed, data, teacher, verbose) -> list[tuple[dict, keras.Model]]:
+    """Train one student per alpha (fused when there are several); (record, student) pairs."""
     students = []
     for _ in alphas:
         set_seed(seed)  # every alpha of a seed starts from the same initial weights
@@ -139,21 +158,24 @@ def _train(profile, alphas, seed, data, teacher, verbose) -> list[dict]:
         train_logits = student.predict(data.x_train, batch_size=1024, verbose=0)
         final = budgets.scores[i][-1]
         records.append(
-            {
-                "config": profile.run_config(alpha, seed),
-                "history": epoch_records(histories[i]),
-                "budgets": budgets.scores[i],
-                "val_accuracy": final["val_accuracy"],
-                "test_accuracy": final["test_accuracy"],
-                "test_fidelity": final["test_fidelity"],
-                "teacher_test_accuracy": teacher.record["test_accuracy"],
-                "noisy_labels": metrics.noisy_label_fit(train_logits, data),
-                "parameters": student.count_params(),
-                # a fused run's time is shared: each student is charged an equal part
-                "train_seconds": seconds / len(alphas),
-                "fused_with": [float(a) for a in alphas] if len(alphas) > 1 else None,
-                "environment": environment(),
-            }
+            (
+                {
+                    "config": profile.run_config(alpha, seed),
+                    "history": epoch_records(histories[i]),
+                    "budgets": budgets.scores[i],
+                    "val_accuracy": final["val_accuracy"],
+                    "test_accuracy": final["test_accuracy"],
+                    "test_fidelity": final["test_fidelity"],
+                    "teacher_test_accuracy": teacher.record["test_accuracy"],
+                    "noisy_labels": metrics.noisy_label_fit(train_logits, data),
+                    "parameters": student.count_params(),
+                    # a fused run's time is shared: each student is charged an equal part
+                    "train_seconds": seconds / len(alphas),
+                    "fused_with": [float(a) for a in alphas] if len(alphas) > 1 else None,
+                    "environment": environment(),
+                },
+                student,
+            )
         )
     return records
 
@@ -164,13 +186,28 @@ def run_alpha(profile: Profile, alpha: float, directory: Path, verbose: int = 0)
 
 
 def run_profile(
-    profile: Profile, directory: Path, alphas=None, fused: bool = True, verbose: int = 0
+    profile: Profile,
+    directory: Path,
+    alphas=None,
+    fused: bool = True,
+    verbose: int = 0,
+    teachers: Path | None = None,
+    save_logits: bool = False,
 ) -> list[dict]:
     """Every (alpha, seed) of `profile`; with `fused`, all alphas of a seed train together."""
     alphas = list(profile.alphas if alphas is None else alphas)
     records = []
     for seed in profile.seeds:
-        records += run_students(profile, alphas, seed, directory, fused=fused, verbose=verbose)
+        records += run_students(
+            profile,
+            alphas,
+            seed,
+            directory,
+            fused=fused,
+            verbose=verbose,
+            teachers=teachers,
+            save_logits=save_logits,
+        )
     return records
 
 

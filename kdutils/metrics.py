@@ -27,3 +27,15 @@ def noisy_label_fit(logits: np.ndarray, data) -> dict:
         "memorisation": float(np.mean(predicted == data.y_train[mask])),
         "flipped": int(mask.sum()),
     }
+
+
+def kl_to_reference(logits: np.ndarray, reference_logits: np.ndarray) -> float:
+    """Mean KL(softmax(reference) || softmax(logits)) in nats, at temperature 1, in float64."""
+
+    def log_softmax(z):
+        z = np.asarray(z, dtype=np.float64)
+        z = z - z.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+    log_p, log_q = log_softmax(reference_logits), log_softmax(logits)
+    return float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=-1)))

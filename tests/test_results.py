@@ -153,3 +153,16 @@ def test_headline_and_comparison_table():
     assert h["teacher_test"] == stats.format_ci(stats.mean_ci([0.97, 0.98, 0.975]))
     table = report.comparison_table(records, teachers)
     assert table.loc[0, "report"] == "98.80%" and table.loc[1, "report"] == "93.10%"
+
+
+def test_kl_to_reference_matches_a_direct_float64_sum():
+    from kdutils.metrics import kl_to_reference
+
+    rng = np.random.default_rng(0)
+    student, teacher = rng.normal(0, 3, (50, 10)), rng.normal(0, 3, (50, 10))
+    p = np.exp(teacher) / np.exp(teacher).sum(-1, keepdims=True)
+    q = np.exp(student) / np.exp(student).sum(-1, keepdims=True)
+    expected = np.mean(np.sum(p * np.log(p / q), axis=-1))
+    assert kl_to_reference(student, teacher) == pytest.approx(expected, rel=1e-10)
+    assert kl_to_reference(teacher, teacher) == pytest.approx(0.0, abs=1e-12)
+    assert np.isfinite(kl_to_reference(student * 1e4, teacher * 1e4))
