@@ -23,9 +23,26 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
+# Committed notebooks that must have no outputs: all but the executed run pages (book/runs/).
+CLEAN_NOTEBOOKS = $(wildcard $(or $(shell git ls-files -co --exclude-standard -- '*.ipynb' \
+	':!:book/runs/*' 2>/dev/null),notebooks/*.ipynb))
+
+# The checks of .pre-commit-config.yaml, changing no file.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/nbstripout --verify --keep-id $(CLEAN_NOTEBOOKS)
+	@tmp=$$(mktemp -d) && cp notebooks/*.md notebooks/*.ipynb $$tmp && \
+	$(VENV)/bin/jupytext --quiet --to ipynb --update $$tmp/*.md && \
+	for nb in $$tmp/*.ipynb; do cmp -s $$nb notebooks/$${nb##*/} || { rm -rf $$tmp; \
+	echo "notebooks/$${nb##*/} is missing or not what jupytext makes of its .md:" \
+	"run $(VENV)/bin/jupytext --to ipynb --update notebooks/*.md (or pre-commit)"; exit 1; }; \
+	done; rm -rf $$tmp; echo "jupytext: every notebooks/*.ipynb matches its .md"
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.citation-file-format \
+	  --force-filetype yaml CITATION.cff
+	$(VENV)/bin/pre-commit validate-config .pre-commit-config.yaml
 
 format: venv
 	$(VENV)/bin/ruff check --fix .
