@@ -450,6 +450,11 @@ def _by_seed(records: list[dict], key: str) -> np.ndarray:
     return np.array([r[key] for r in sorted(records, key=lambda r: r["config"]["seed"])])
 
 
+def _range(records: list[dict], key: str) -> tuple[int, int]:
+    values = _by_seed(records, key)
+    return int(values.min()), int(values.max())
+
+
 def _ci(values, digits: int = 1) -> str:
     """'83.3 ± 12.1 (95% CI, n=3)' for error counts."""
     return format_ci(mean_ci(values), percent=False, digits=digits)
@@ -576,7 +581,7 @@ def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
         "batch_size": str(config["batch_size"]),
         "temperature": f"{config['temperature']:g}",
         "alpha": f"{config['alpha']:g}",
-        "omit3_train": _ci(_by_seed(omit3, "train_examples")),
+        "omit3_train": "{:,} to {:,}".format(*_range(omit3, "train_examples")),
         "test_3s": f"{n_3s:,}",
         "teacher": _ci(_by_seed(teacher, "test_errors")),
         "scratch": _ci(_by_seed(scratch, "test_errors")),
@@ -627,6 +632,12 @@ def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
             paired_difference(_by_seed(distilled, "test_errors"), _by_seed(teacher, "test_errors"))
         ),
         "larger_than_paper": _larger_than_paper(study),
+        "paper_minus_none": _diff(
+            paired_difference(_by_seed(omit3, "paper_shift_test_errors"), errors)
+        ),
+        "chosen_minus_none": _diff(
+            paired_difference(_by_seed(omit3, "chosen_shift_test_errors"), errors)
+        ),
         "chosen_minus_paper": _diff(
             paired_difference(
                 _by_seed(omit3, "chosen_shift_test_errors"),
@@ -701,8 +712,11 @@ def curves_figure(study: dict[str, list[dict]]) -> plt.Figure:
 
 def bias_shift_figure(records: list[dict]) -> plt.Figure:
     """Error rates of the omit3 students against the shift of the 3's bias: on all images
-    (left) and on the 3s (right), validation and test, mean over seeds with a 95% CI band."""
+    (left) and on the 3s (right), validation and test, mean over seeds with a 95% CI band.
+    Triangles: the shift each seed chose on validation."""
+    chosen = [r["chosen_shift"] for r in records]
     shifts = np.array(records[0]["shift_curve"]["shift"])
+    shown = shifts <= max(2 * PAPER["omit3_bias_shift"], 2 * max(chosen))
     fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4), sharex=True)
     panels = (("errors", "all images"), ("errors_on_omitted", f"the {OMITTED}s only"))
     for ax, (key, title) in zip(axes, panels, strict=True):
@@ -710,19 +724,18 @@ def bias_shift_figure(records: list[dict]) -> plt.Figure:
             counts = np.array(records[0][f"{split}_count_by_class"])
             size = counts.sum() if key == "errors" else counts[OMITTED]
             curves = np.array([r["shift_curve"][f"{split}_{key}"] for r in records]) / size
-            cis = [mean_ci(100 * c) for c in curves.T]
+            cis = [mean_ci(100 * c) for c in curves[:, shown].T]
             mean = np.array([c["mean"] for c in cis])
             half = np.nan_to_num(np.array([c["half_width"] for c in cis]))
             name = "validation" if split == "val" else "test"
-            ax.plot(shifts, mean, color=f"C{j}", label=f"{name} ({len(records)} seeds)")
+            ax.plot(shifts[shown], mean, color=f"C{j}", label=f"{name} ({len(records)} seeds)")
             low, high = np.clip(mean - half, 0, 100), np.clip(mean + half, 0, 100)
-            ax.fill_between(shifts, low, high, color=f"C{j}", alpha=0.2)
+            ax.fill_between(shifts[shown], low, high, color=f"C{j}", alpha=0.2)
         ax.axvline(PAPER["omit3_bias_shift"], color="C3", ls=":", label="paper's shift")
         ax.set(title=title, xlabel=f"shift added to the {OMITTED}'s bias", ylim=(0, None))
-    chosen = [r["chosen_shift"] for r in records]
+        ax.set_xlim(0, shifts[shown][-1])
     axes[0].plot(chosen, np.zeros(len(chosen)), "^", color="C0", ms=8, clip_on=False)
-    axes[0].plot([], [], "^", color="C0", label="chosen on validation (per seed)")
-    axes[0].set_xlim(0, max(2 * PAPER["omit3_bias_shift"], 2 * max(chosen)))
+    axes[0].plot([], [], "^", color="C0", label="chosen on validation")
     axes[0].set_ylabel("error rate (%)")
     axes[0].legend(fontsize="small")
     fig.tight_layout()
