@@ -44,8 +44,14 @@ def toc_files(toc_path: Path) -> list[str]:
 
 
 def expected_pages(profile: str, root: Path = ROOT) -> list[str]:
-    """Docnames that must be built: the toc's files and one run page per alpha."""
-    runs = [f"book/runs/{profile}/{alpha_slug(a)}" for a in get_profile(profile).alphas]
+    """Docnames that must be built: the toc's files, one run page per alpha, and one page
+    per condition of every study."""
+    from kdutils.studies import available_studies, get_study
+
+    config = get_profile(profile)
+    runs = [f"book/runs/{profile}/{alpha_slug(a)}" for a in config.alphas]
+    for study in available_studies():
+        runs += [f"book/runs/{profile}/{study}-{c}" for c in get_study(study).conditions(config)]
     return toc_files(root / "_toc.yml") + runs
 
 

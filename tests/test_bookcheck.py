@@ -3,6 +3,7 @@
 from kdutils import bookcheck
 from kdutils.profiles import get_profile
 from kdutils.results import ROOT
+from kdutils.studies import available_studies, get_study
 
 
 def test_toc_lists_every_chapter():
@@ -11,8 +12,13 @@ def test_toc_lists_every_chapter():
     for doc in ("notebooks/results", "notebooks/discussion", "book/references", "book/runs/index"):
         assert doc in files
     pages = bookcheck.expected_pages("smoke")
-    assert len(pages) == len(files) + len(get_profile("smoke").alphas)
+    smoke = get_profile("smoke")
+    conditions = {s: get_study(s).conditions(smoke) for s in available_studies()}
+    assert len(pages) == len(files) + len(smoke.alphas) + sum(map(len, conditions.values()))
     assert "book/runs/smoke/alpha_0p5" in pages
+    for study, names in conditions.items():
+        assert f"notebooks/{study}" in files, f"the chapter of study {study} is not in the toc"
+        assert f"book/runs/smoke/{study}-{names[0]}" in pages
 
 
 def test_check_reports_each_kind_of_problem(tmp_path, monkeypatch):
