@@ -1,0 +1,159 @@
+"""Tables, paired comparisons and figures shared by the chapters that rerun the alpha sweep
+under another condition (label noise, teacher quality). Everything reads records only.
+
+"Best alpha" is always the alpha with the highest mean *validation* accuracy at the last epoch
+budget (`kdutils.report.best_alpha`); the test set chooses nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from kdutils.profiles import Profile, config_key
+from kdutils.report import best_alpha as _best_alpha
+from kdutils.results import budgets_table, read_json
+from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
+from kdutils.studies import sweeps
+from kdutils.teacher import teacher_paths
+
+
+def teacher_records(variant: Profile) -> list[dict]:
+    """The cached teachers' JSON records of `variant`, one per seed (their logits not needed)."""
+    directory = sweeps.teacher_directory(variant)
+    out = []
+    for seed in variant.seeds:
+        path = teacher_paths(directory, seed)[0]
+        record = read_json(path)
+        if record is None or record.get("key") != config_key(variant.teacher_config(seed)):
+            raise FileNotFoundError(f"no teacher record matching the config of seed {seed}: {path}")
+        out.append(record)
+    return out
+
+
+def last_epochs(records: list[dict]) -> int:
+    """The longest epoch budget of the runs."""
+    return max(b["epochs"] for b in records[0]["budgets"])
+
+
+def final_table(records: list[dict]) -> pd.DataFrame:
+    """One row per (alpha, seed) at the last budget: val/test accuracy, fidelity and, where
+    labels were flipped, recovery and memorisation on the flipped training examples."""
+    table = budgets_table(records)
+    table = table[table["epochs"] == last_epochs(records)].copy()
+    noisy = {
+        (r["config"]["alpha"], r["config"]["seed"]): r.get("noisy_labels") or {} for r in records
+    }
+    keys = list(zip(table["alpha"], table["seed"], strict=True))
+    for key in ("recovery", "memorisation"):
+        values = [noisy[k].get(key) for k in keys]
+        table[key] = pd.Series(values, index=table.index, dtype=float)
+    return table.reset_index(drop=True)
+
+
+def best_alpha(records: list[dict]) -> float:
+    """The alpha with the highest mean validation accuracy at the last budget."""
+    return _best_alpha(records, last_epochs(records))["alpha"]
+
+
+def by_seed(table: pd.DataFrame, alpha: float, value: str) -> pd.Series:
+    """`value` of one alpha, indexed by seed."""
+    part = table[np.isclose(table["alpha"], alpha)]
+    return part.set_index("seed")[value].sort_index()
+
+
+def paired(a: pd.Series, b: pd.Series) -> dict:
+    """`stats.paired_difference` of a − b over the seeds both have."""
+    seeds = sorted(set(a.index) & set(b.index))
+    return paired_difference(a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy())
+
+
+def significant(summary: dict) -> bool:
+    """True when the 95% interval of a difference excludes 0."""
+    return not math.isnan(summary["half_width"]) and (summary["low"] > 0 or summary["high"] < 0)
+
+
+def diff_text(summary: dict) -> str:
+    """'+0.41 points [+0.12, +0.70], p = 0.020' for a paired difference of rates."""
+    if math.isnan(summary["half_width"]):
+        return f"{100 * summary['mean']:+.2f} points (one seed: no interval)"
+    return (
+        f"{100 * summary['mean']:+.2f} points "
+        f"[{100 * summary['low']:+.2f}, {100 * summary['high']:+.2f}], "
+        f"p = {summary['p_value']:.3f}"
+    )
+
+
+def gain_text(summary: dict, best: float) -> str:
+    """`diff_text` of best alpha − alpha = 1, or a note when the best alpha is 1 itself."""
+    return "none: the best α is 1 itself" if best == 1.0 else diff_text(summary)
+
+
+def direction(summary: dict, up: str = "higher", down: str = "lower") -> str:
+    """`up` or `down` when the interval excludes 0, else 'not distinguishable from 0'."""
+    if not significant(summary):
+        return "not distinguishable from 0"
+    return up if summary["mean"] > 0 else down
+
+
+def seconds(entries, key: str) -> str:
+    """Total training seconds of the `key` records ("records" or "teachers") of `entries`."""
+    return f"{sum(r['train_seconds'] for e in entries for r in e[key]):.0f}"
+
+
+def ci_text(values) -> str:
+    """'97.31% ± 0.12 (95% CI, n=3)' for rates over seeds."""
+    return format_ci(mean_ci(np.asarray(values, dtype=float)))
+
+
+def curves(
+    ax: plt.Axes,
+    table: pd.DataFrame,
+    value: str,
+    hue: str,
+    labels: dict | None = None,
+    dodge: float = 0.006,
+    style: str = "o-",
+    first_colour: int = 0,
+) -> list[str]:
+    """Mean of `value` over seeds against alpha with 95% CI bars, one line per `hue` level,
+    dodged sideways so the bars do not hide each other. Returns the colours used."""
+    summary = summarize(table.dropna(subset=[value]), [hue, "alpha"], value)
+    levels = sorted(summary[hue].unique())
+    colours = []
+    for i, level in enumerate(levels):
+        part = summary[summary[hue] == level]
+        shift = dodge * (i - (len(levels) - 1) / 2)
+        colour = f"C{(first_colour + i) % 10}"
+        ax.errorbar(
+            part["alpha"] + shift,
+            part["mean"],
+            yerr=part["half_width"].fillna(0),
+            fmt=style,
+            ms=4,
+            capsize=3,
+            color=colour,
+            label=(labels or {}).get(level, f"{level:g}"),
+        )
+        colours.append(colour)
+    ax.set(xlabel="α (weight on the hard labels)", xticks=np.linspace(0, 1, 11))
+    return colours
+
+
+def clamp(ax: plt.Axes, axis: str = "y", low: float = 0.0, high: float = 1.0) -> None:
+    """Keep an axis inside [low, high] even where an interval from few seeds would leave it."""
+    get, set_ = (ax.get_ylim, ax.set_ylim) if axis == "y" else (ax.get_xlim, ax.set_xlim)
+    a, b = get()
+    span = 0.02 * (high - low)
+    set_(max(a, low - span), min(b, high + span))
+
+
+def band(ax: plt.Axes, values, colour: str, label: str | None = None, ls: str = ":") -> None:
+    """A horizontal line at the mean of `values` with its 95% CI as a band."""
+    s = mean_ci(np.asarray(values, dtype=float))
+    ax.axhline(s["mean"], color=colour, ls=ls, lw=1.2, label=label)
+    if not math.isnan(s["half_width"]):
+        ax.axhspan(s["low"], s["high"], color=colour, alpha=0.12, lw=0)
