@@ -186,7 +186,7 @@ def benchmark_costs(result: dict) -> plt.Figure:
     left.plot(n, [r["seconds_per_epoch"] for r in fused], "o-", label="fused, cached logits")
     left.set(xlabel="alphas (students)", ylabel="seconds per epoch", yscale="log")
     left.set_xticks(n)
-    left.legend(fontsize="small")
+    left.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.3))
     for mode, label in (("cached_spe", "one student"), ("fused_spe", "fused students")):
         scan = sorted(
             (r for r in result["images_scan"] if r["mode"] == mode), key=lambda r: r["images"]
@@ -194,7 +194,9 @@ def benchmark_costs(result: dict) -> plt.Figure:
         sizes = [r["images"] for r in scan]
         right.plot(sizes, [r["seconds_per_epoch"] for r in scan], "o-", label=label)
     right.set(xlabel="training images", ylabel="seconds per epoch", xscale="log", yscale="log")
-    right.legend(fontsize="small")
+    right.set_xticks(sizes, [f"{s:,}" for s in sizes], minor=False)
+    right.xaxis.set_minor_formatter(plt.NullFormatter())
+    right.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.3))
     fig.tight_layout()
     return fig
 
@@ -202,10 +204,10 @@ def benchmark_costs(result: dict) -> plt.Figure:
 def time_breakdown(parts: dict[str, dict[str, float]]) -> plt.Figure:
     """Stacked horizontal bars: one bar per setting, one segment per part of the epoch."""
     frame = pd.DataFrame(parts).T
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.55 * len(frame)))
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.8 + 0.55 * len(frame)))
     frame.plot.barh(stacked=True, ax=ax, width=0.6)
     ax.set(xlabel="seconds per epoch", ylabel="")
     ax.invert_yaxis()
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncols=2, fontsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.45), ncols=2, fontsize="small")
     fig.tight_layout()
     return fig
