@@ -51,6 +51,12 @@ def report_student(input_shape=MNIST_SHAPE, num_classes: int = 10) -> keras.Mode
     return report_cnn((16, 32), input_shape, num_classes, name="student")
 
 
+def tiny_teacher(input_shape=MNIST_SHAPE, num_classes: int = 10) -> keras.Model:
+    """A deliberately weak teacher: `report_cnn` with 4 and 8 filters. 4,266 parameters,
+    about a fifth of the student's (the teacher-quality study)."""
+    return report_cnn((4, 8), input_shape, num_classes, name="tiny_teacher")
+
+
 def _small_cifar_cnn(
     channels: tuple[int, int], hidden: int, dropout: float, input_shape, num_classes: int, name: str
 ) -> keras.Model:
@@ -105,6 +111,7 @@ def hinton_student_mlp(input_shape=MNIST_SHAPE, num_classes: int = 10) -> keras.
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "report_teacher": report_teacher,
     "report_student": report_student,
+    "tiny_teacher": tiny_teacher,
     "light_nn": light_nn,
     "simple_nn": simple_nn,
     "hinton_teacher_mlp": hinton_teacher_mlp,

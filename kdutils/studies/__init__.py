@@ -34,6 +34,10 @@ STUDIES: tuple[str, ...] = (
     "fashion",
     "theory",
     "hinton",
+    # CIFAR-10: the other course reports (issue 5).
+    "cifar_dark",
+    "cifar_features",
+    "cifar_alexnet",
 )
 
 

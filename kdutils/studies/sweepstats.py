@@ -21,6 +21,46 @@ from kdutils.studies import sweeps
 from kdutils.teacher import teacher_paths
 
 
+def current(study: dict[str, list[dict]], variants: dict[str, Profile]) -> dict[str, list[dict]]:
+    """The records of `study` whose config is the one its condition's variant runs now.
+
+    `variants` maps each condition to its profile; stale records and conditions not in it go.
+    """
+    out = {}
+    for condition, records in study.items():
+        if condition not in variants:
+            continue
+        v = variants[condition]
+        kept = [
+            r
+            for r in records
+            if r["config"] == v.run_config(r["config"]["alpha"], r["config"]["seed"])
+        ]
+        if kept:
+            out[condition] = kept
+    return out
+
+
+def missing(study: dict[str, list[dict]], variants: dict[str, Profile]) -> list[str]:
+    """The conditions of `variants` without a record for every (alpha, seed)."""
+    return [c for c, v in variants.items() if len(study.get(c, [])) != len(v.alphas) * len(v.seeds)]
+
+
+def pct(x: float) -> str:
+    """'97.31%' for a rate."""
+    return f"{100 * x:.2f}%"
+
+
+def points(summary: dict) -> str:
+    """'+0.41 points [+0.12, +0.70]' for a paired difference of rates (no p-value)."""
+    if math.isnan(summary["half_width"]):
+        return f"{100 * summary['mean']:+.2f} points (one seed: no interval)"
+    return (
+        f"{100 * summary['mean']:+.2f} points "
+        f"[{100 * summary['low']:+.2f}, {100 * summary['high']:+.2f}]"
+    )
+
+
 def teacher_records(variant: Profile) -> list[dict]:
     """The cached teachers' JSON records of `variant`, one per seed (their logits not needed)."""
     directory = sweeps.teacher_directory(variant)
@@ -97,6 +137,13 @@ def direction(summary: dict, up: str = "higher", down: str = "lower") -> str:
     if not significant(summary):
         return "not distinguishable from 0"
     return up if summary["mean"] > 0 else down
+
+
+def verdict(summary: dict) -> str:
+    """'higher than', 'lower than' or 'not distinguishable from', for a paired difference."""
+    if not significant(summary):
+        return "not distinguishable from"
+    return "higher than" if summary["mean"] > 0 else "lower than"
 
 
 def seconds(entries, key: str) -> str:

@@ -1,0 +1,169 @@
+"""The teacher-quality study: the tiny teacher, conditions, shared teachers, numbers, figures."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+
+from kdutils.models import build_model
+from kdutils.profiles import get_profile
+from kdutils.studies import get_study, sweeps, teachers
+from kdutils.studies import sweepstats as ss
+
+ALPHAS = (0.0, 0.5, 1.0)
+
+
+def test_tiny_teacher_is_smaller_than_the_student():
+    tiny = build_model("tiny_teacher")
+    student = build_model("report_student")
+    assert tiny.count_params() == 4_266 < student.count_params() == 20_490
+    assert [type(x).__name__ for x in tiny.layers] == [type(x).__name__ for x in student.layers]
+    assert tiny.outputs[0].shape[-1] == 10
+
+
+def test_conditions_hold_the_base_teacher_and_change_only_the_teacher():
+    assert get_study("teachers") is teachers
+    for name in ("smoke", "default", "full"):
+        profile = get_profile(name)
+        base = sweeps.base_profile(profile)
+        names = teachers.conditions(profile)
+        assert names[-1] == "tiny" and f"epochs_{base.teacher_epochs}" in names
+        for c in names:
+            v = teachers.variant(profile, c)
+            same = {"teacher": base.teacher, "teacher_epochs": base.teacher_epochs}
+            assert v.replace(alphas=base.alphas, **same) == base
+            assert set(v.alphas) >= {0.0, 0.5, 1.0}
+        tiny = teachers.variant(profile, "tiny")
+        assert tiny.teacher == "tiny_teacher"
+        assert tiny.teacher_epochs == teachers.settings(profile)["trained"]
+    default = get_profile("default")
+    assert teachers.conditions(default) == [
+        "epochs_1",
+        "epochs_2",
+        "epochs_3",
+        "epochs_5",
+        "epochs_10",
+        "tiny",
+    ]
+    assert len(sweeps.base_profile(default).seeds) >= 3
+    assert teachers.variant(default, "tiny").alphas == sweeps.base_profile(default).alphas
+    # The 3-epoch teacher is the studies' base teacher, trained once for every study.
+    shared = sweeps.teacher_directory(sweeps.variant(default))
+    assert sweeps.teacher_directory(teachers.variant(default, "epochs_3")) == shared
+    assert sweeps.teacher_directory(teachers.variant(default, "epochs_10")) != shared
+    assert teachers.label(default, "epochs_3") == "3 epochs (base)"
+    assert teachers.label(default, "epochs_10") == "10 epochs (fully trained)"
+    assert teachers.label(default, "epochs_1") == "1 epoch"
+    assert teachers.label(default, "tiny") == "tiny, 10 epochs"
+    for bad in ("epochs_4", "big"):
+        with pytest.raises(ValueError, match="unknown condition"):
+            teachers.variant(default, bad)
+
+
+def test_run_and_is_done_delegate_with_the_condition_variant(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(sweeps, "run", lambda p, d: seen.append((p, d)) or [])
+    profile = get_profile("smoke")
+    teachers.run(profile, "tiny", tmp_path)
+    assert seen == [(teachers.variant(profile, "tiny"), tmp_path)]
+    assert not teachers.is_done(profile, "tiny", tmp_path)
+
+
+# --- synthetic records, for the arithmetic and plumbing only -----------------------------------
+
+
+def _record(alpha, seed, val, test):
+    return {
+        "config": {
+            "alpha": alpha,
+            "seed": seed,
+            "epochs": 2,
+            "temperature": 10.0,
+            "data": {"train_size": 1000, "noise_rate": 0.05},
+        },
+        "budgets": [
+            {"epochs": 2, "val_accuracy": val, "test_accuracy": test, "test_fidelity": 0.9}
+        ],
+        "noisy_labels": {"recovery": 0.8, "memorisation": 0.1, "flipped": 50},
+        "parameters": 20_490,
+        "train_seconds": 1.0,
+    }
+
+
+def _teacher(seed, epochs, parameters, quality):
+    # Validation accuracy climbs 1 point an epoch, the same in every run of a seed.
+    history = [{"val_accuracy": 0.9 + seed / 1000 + e / 100} for e in range(epochs)]
+    return {
+        "config": {"seed": seed, "epochs": epochs},
+        "history": history,
+        "parameters": parameters,
+        "val_accuracy": history[-1]["val_accuracy"],
+        "test_accuracy": quality + seed / 1000,
+        "train_seconds": 1.0,
+    }
+
+
+def fake_study(profile):
+    """The weaker the teacher, the higher the alpha validation favours; test would favour 0,
+    and the test accuracy at alpha = 0.5 is 3 points below alpha = 1 in every seed."""
+    study = {}
+    for i, c in enumerate(teachers.conditions(profile)):
+        v = teachers.variant(profile, c)
+        best = 1.0 if c == "tiny" else 0.5
+        records = [
+            _record(a, s, 0.9 + 0.05 * (a == best) + s / 1000, test + s / 1000)
+            for s in v.seeds
+            for a, test in zip(ALPHAS, (0.93, 0.87, 0.9), strict=True)
+        ]
+        size = 4_266 if c == "tiny" else 1_433_610
+        quality = 0.85 if c == "tiny" else 0.95 + i / 100
+        study[c] = {
+            "records": records,
+            "teachers": [_teacher(s, v.teacher_epochs, size, quality) for s in v.seeds],
+            "table": ss.final_table(records),
+            "label": teachers.label(profile, c),
+        }
+    return study
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss")  # differences identical in every seed
+def test_numbers_tables_and_figures():
+    profile = get_profile("default")
+    study = fake_study(profile)
+    out = teachers.numbers(profile, study)
+    assert out["tiny_best_alpha"] == "1" and out["base_best_alpha"] == "0.5"
+    assert out["tiny_gain"] == "none: the best α is 1 itself"
+    assert out["tiny_gain_dir"] == "not distinguishable from 0"
+    assert out["base_gain"].startswith("-3.00 points") and out["base_gain_dir"] == "lower"
+    assert out["tiny_parameters"] == "4,266" and out["student_parameters"] == "20,490"
+    assert out["tiny_ratio"] == "0.21"
+    assert out["trained_epochs"] == "10" and out["short_epochs"] == "1"
+    # Epoch 10 against epoch 7 (window 3), one point per epoch in every seed.
+    assert out["window"] == "3" and out["val_late_gain"].startswith("+3.00 points")
+    assert out["prefix_gap"] == "0.00"  # shorter teachers are prefixes of the long one
+    assert out["alpha_one_spread"] == "0.00"
+    assert out["n_teachers"] == "6" and out["n_gain_down"] == "5"
+    assert out["best_by_teacher"].startswith("tiny, 10 epochs: 1")
+    assert all(isinstance(v, str) and v for v in out.values())
+    table = teachers.teacher_table(study)
+    assert table.loc["tiny, 10 epochs", "best α (validation)"] == "1"
+    assert not teachers.summary(study["tiny"]["records"]).empty
+    for fig in (
+        teachers.curve_figure(study),
+        teachers.alpha_figure(study),
+        teachers.alpha_figure(study, "val_accuracy"),
+        teachers.best_alpha_figure(study),
+    ):
+        assert fig.axes
+        plt.close(fig)
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss")
+def test_smoke_settings_work_with_few_conditions():
+    profile = get_profile("smoke")
+    study = fake_study(profile)
+    out = teachers.numbers(profile, study)
+    assert out["short_epochs"] == out["base_epochs"] == "1" and out["trained_epochs"] == "3"
+    assert out["window"] == "1" and out["n_seeds"] == "2"
