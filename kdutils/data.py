@@ -107,6 +107,10 @@ _FOLDERS = {"mnist": ("mnist",), "fashion_mnist": ("fashion-mnist", "fashion_mni
 _SIZES = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000)}
 
 
+# Seeds the fixed order in which `load_dataset(test_size=...)` takes a subset of the test set.
+TEST_SUBSET_SEED = 20231
+
+
 class DataError(RuntimeError):
     """A dataset file is corrupt, incomplete or not what it should be."""
 
@@ -167,6 +171,7 @@ def load_dataset(
     validation_size: int = 5000,
     noise_rate: float = 0.0,
     seed: int = 0,
+    test_size: int | None = None,
 ) -> Dataset:
     """Loads `name` as float32 images in [0, 1] with a seeded split and training-label noise.
 
@@ -174,7 +179,8 @@ def load_dataset(
     `validation_size` examples to validation and the next `train_size` (default: all
     the rest) to training. A fraction `noise_rate` of the training labels is flipped to
     another class; validation and test labels stay clean. The official test set is
-    returned whole.
+    returned whole or, with `test_size`, as its first `test_size` images in a fixed shuffled
+    order, the same for every seed (for quick runs such as CI's).
     """
     _check_name(name)
     if validation_size < 0:
@@ -183,8 +189,15 @@ def load_dataset(
         raise ValueError(f"train_size must be >= 0 or None, got train_size={train_size}")
     if not 0.0 <= noise_rate < 1.0:
         raise ValueError(f"noise_rate must be in [0, 1), got noise_rate={noise_rate}")
+    if test_size is not None and test_size < 1:
+        raise ValueError(f"test_size must be >= 1 or None, got test_size={test_size}")
 
     x_all, y_all, x_test, y_test, source = load_raw(name, data_dir)
+    if test_size is not None:
+        if test_size > len(y_test):
+            raise ValueError(f"test_size={test_size} exceeds the {len(y_test)} test images")
+        keep = np.sort(np.random.default_rng(TEST_SUBSET_SEED).permutation(len(y_test))[:test_size])
+        x_test, y_test = x_test[keep], y_test[keep]
     n = len(y_all)
     if validation_size > n:
         raise ValueError(

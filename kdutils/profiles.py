@@ -27,6 +27,7 @@ class Profile:
     dataset: str = "mnist"
     train_size: int | None = 10_000
     validation_size: int = 5_000
+    test_size: int | None = None  # None: the whole official test set
     noise_rate: float = 0.05
     alphas: tuple[float, ...] = ALPHAS
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -69,7 +70,7 @@ class Profile:
             "validation_size": self.validation_size,
             "noise_rate": self.noise_rate,
             "seed": seed,
-        }
+        } | ({"test_size": self.test_size} if self.test_size is not None else {})
 
     def teacher_config(self, seed: int) -> dict:
         """Everything the teacher of `seed` depends on."""
@@ -105,6 +106,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         train_size=1_000,
         validation_size=1_000,
+        test_size=2_000,  # a fixed fifth of the test set: scoring dominates a smoke run
         seeds=(0, 1),
         epochs=2,
         budgets=(1, 2),

@@ -279,6 +279,33 @@ def test_bad_arguments_raise_value_error(kwargs, argument):
 
 
 @needs_mnist
+def test_test_size_takes_the_same_test_subset_for_every_seed():
+    whole = data.load_dataset("mnist", train_size=100, validation_size=100, seed=0)
+    a = data.load_dataset("mnist", train_size=100, validation_size=100, seed=0, test_size=500)
+    b = data.load_dataset("mnist", train_size=100, validation_size=100, seed=3, test_size=500)
+    assert a.x_test.shape == (500, 28, 28, 1) and a.summary()["test_size"] == 500
+    np.testing.assert_array_equal(a.x_test, b.x_test)
+    np.testing.assert_array_equal(a.y_test, b.y_test)
+    # A subset of the official test set, in its original order, covering every class.
+    rows = {whole.x_test[i].tobytes(): i for i in range(len(whole.y_test))}
+    index = [rows[x.tobytes()] for x in a.x_test]
+    assert index == sorted(index) and len(set(index)) == 500
+    np.testing.assert_array_equal(whole.y_test[index], a.y_test)
+    assert set(a.y_test) == set(range(10))
+    for bad in (0, 10_001):
+        with pytest.raises(ValueError, match="test_size"):
+            data.load_dataset("mnist", train_size=100, validation_size=100, test_size=bad)
+
+
+def test_profiles_without_test_size_keep_their_data_config():
+    """`test_size` enters a config only when set, so stored default results stay current."""
+    from kdutils.profiles import get_profile
+
+    assert "test_size" not in get_profile("default").data_config(0)
+    assert get_profile("smoke").data_config(0)["test_size"] == 2_000
+
+
+@needs_mnist
 def test_sizes_larger_than_the_training_set_raise_value_error():
     with pytest.raises(ValueError, match="train_size=56000"):
         data.load_dataset("mnist", train_size=56000)

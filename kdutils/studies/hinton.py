@@ -82,6 +82,7 @@ PAPER_SETUP = {
 # Everything every profile shares: MNIST with clean labels, the paper's models and temperature.
 COMMON = {
     "dataset": "mnist",
+    "test_size": None,  # the paper's counts are on all 10,000 test images, in every profile
     "noise_rate": 0.0,
     "temperature": PAPER["temperature"],
     "alphas": (ALPHA,),
