@@ -54,7 +54,7 @@ def test_conditions_hold_the_base_teacher_and_change_only_the_teacher():
     assert sweeps.teacher_directory(teachers.variant(default, "epochs_3")) == shared
     assert sweeps.teacher_directory(teachers.variant(default, "epochs_10")) != shared
     assert teachers.label(default, "epochs_3") == "3 epochs (base)"
-    assert teachers.label(default, "epochs_10") == "10 epochs (fully trained)"
+    assert teachers.label(default, "epochs_10") == "10 epochs (longest)"
     assert teachers.label(default, "epochs_1") == "1 epoch"
     assert teachers.label(default, "tiny") == "tiny, 10 epochs"
     for bad in ("epochs_4", "big"):

@@ -4,9 +4,10 @@ Each condition is one teacher, and the whole alpha sweep reruns at the studies' 
 (`sweeps.variant`) with the same students, seeds and noisy labels:
 
 - `epochs_<e>`: the report's teacher stopped after e epochs (the studies' base teacher is one
-  of them; the longest is the "fully trained" teacher, whose validation curve has flattened);
+  of them; the longest is the "longest-trained" teacher, trained to the end of the budget,
+  whether or not its validation accuracy still rises);
 - `tiny`: a deliberately small teacher (`models.tiny_teacher`, smaller than the student),
-  trained as long as the fully trained one.
+  trained as long as the longest-trained one.
 
 The best alpha is chosen on validation accuracy only. An alpha = 1 student never looks at its
 teacher, so it is the same run in every condition (a check the chapter states).
@@ -31,12 +32,12 @@ TITLE = "Teacher quality"
 TINY = "tiny_teacher"  # the small teacher's name in kdutils.models
 
 # Per profile: the report teacher's epoch counts (they must include the studies' base teacher
-# epochs), which of them is the fully trained teacher, the tiny teacher's epochs and, for
+# epochs), which of them is the longest-trained teacher, the tiny teacher's epochs and, for
 # smoke only, fewer alphas (compiling 11 fused students costs ~40 s of CPU per seed).
 SETTINGS = {
     # CI: one short and one longer teacher, and the tiny one.
     "smoke": {"epochs": (1, 3), "trained": 3, "tiny_epochs": 3, "alphas": (0.0, 0.5, 1.0)},
-    # The book: base teacher 3 epochs on 5k images; 10 epochs is where validation flattens;
+    # The book: base teacher 3 epochs on 5k images; 10 epochs is the longest (it overfits);
     # 1, 2 and 5 are the issue's early-stopped teachers.
     "default": {"epochs": (1, 2, 3, 5, 10), "trained": 10, "tiny_epochs": 10},
     # The report's scale (55k images; base teacher 10 epochs), for a GPU.
@@ -81,14 +82,14 @@ def summary(records: list[dict]) -> pd.DataFrame:
 
 
 def label(profile: Profile, condition: str) -> str:
-    """'1 epoch', '3 epochs (base)', '10 epochs (fully trained)', 'tiny, 10 epochs'."""
+    """'1 epoch', '3 epochs (base)', '10 epochs (longest)', 'tiny, 10 epochs'."""
     s = settings(profile)
     v = variant(profile, condition)
     e = v.teacher_epochs
     text = f"{e} epoch{'s' * (e != 1)}"
     if condition == "tiny":
         return f"tiny, {text}"
-    roles = (("base", e == s["base"]), ("fully trained", e == s["trained"]))
+    roles = (("base", e == s["base"]), ("longest", e == s["trained"]))
     notes = [n for n, hit in roles if hit]
     return text + (f" ({', '.join(notes)})" if notes else "")
 
@@ -210,7 +211,7 @@ def numbers(profile: Profile, study: dict[str, dict]) -> dict[str, str]:
             f"{role}_minus_teacher": ss.diff_text(n["student_minus_teacher"]),
             f"{role}_minus_teacher_dir": ss.direction(n["student_minus_teacher"]),
         }
-    # The fully trained teacher's validation curve: early gain against late gain.
+    # The longest-trained teacher's validation curve: early gain against late gain.
     trained = _curves(study[_role(profile)["trained"]])
     epochs = trained.shape[1]
     window = max(1, epochs // 3)
@@ -236,6 +237,12 @@ def numbers(profile: Profile, study: dict[str, dict]) -> dict[str, str]:
         "val_last": format_ci(mean_ci(trained[:, -1])),
         "val_window_start": str(epochs - window),
         "val_late_gain": ss.diff_text(late),
+        "val_late_verdict": {
+            "higher": "still rising",
+            "lower": "falling: it fits its noisy labels ever more closely and generalises worse",
+        }.get(ss.direction(late), "flat within seed noise"),
+        "val_best_epoch": str(int(np.argmax(trained.mean(axis=0))) + 1),
+        "val_best": format_ci(mean_ci(trained[:, int(np.argmax(trained.mean(axis=0)))])),
         "val_early_gain": ss.diff_text(early),
         "window_plus_one": str(window + 1),
         "prefix_gap": f"{100 * max(gaps):.2f}",
@@ -310,11 +317,18 @@ def alpha_figure(study: dict[str, dict], value: str = "test_accuracy") -> plt.Fi
         frames.append(entry["table"].assign(teacher=float(i)))
         n = mean_ci([t["test_accuracy"] for t in entry["teachers"]])
         labels[float(i)] = f"{entry['label']} — teacher {100 * n['mean']:.1f}%"
-    fig, ax = plt.subplots(figsize=(WIDTH, 4.4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 5.2))
     ss.curves(ax, pd.concat(frames, ignore_index=True), value, "teacher", labels)
     ax.set_ylabel("student " + value.replace("_", " ").replace("val ", "validation "))
     ss.clamp(ax)
-    ax.legend(title="teacher (its mean test accuracy)", fontsize="small", loc="lower left")
+    ax.legend(
+        title="teacher (its mean test accuracy)",
+        fontsize="small",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncols=2,
+        frameon=False,
+    )
     fig.tight_layout()
     return fig
 
