@@ -22,6 +22,11 @@ TEACHER_LOGITS = "teacher_logits"
 # Students already wrapped by a Distiller. A second Distiller on the same object is refused:
 # the original study reused one student across all alphas, so each run warm-started.
 _CLAIMED_STUDENTS: weakref.WeakSet = weakref.WeakSet()
+_AUGMENTED_CACHE_MESSAGE = (
+    "this Distiller augments its training batches, so cached teacher logits (computed on "
+    "un-augmented images) do not match them: pass the images alone, and the teacher model "
+    "scores each augmented batch"
+)
 _CLAIMED_MESSAGE = (
     "student {name!r} is already used by another Distiller. Build a new student for every "
     "run (kdutils.models.build_model), so no run warm-starts from another."
@@ -51,6 +56,12 @@ class Distiller(keras.Model):
       `with_teacher_logits(x, teacher_logits)`. Much faster: the teacher never runs during
       training (see `benchmarks/speed.py`). Wrong under data augmentation.
 
+    `augmentation` (a layer, e.g. `kdutils.augment.crop_and_flip()`) transforms every training
+    batch once, in `call`; the teacher then scores that same augmented batch in `compute_loss`.
+    Logits cached on un-augmented images would belong to other inputs, so an augmentation
+    needs a teacher model and refuses cached logits. Validation and test data are never
+    augmented.
+
     Metrics: `accuracy` (sparse categorical, unless you compile others), `hard_loss` (CE),
     `soft_loss` (T^2 KL) and `fidelity` (top-1 agreement with the teacher).
     `call` returns the student's logits, so `predict` works as on the student.
@@ -63,6 +74,7 @@ class Distiller(keras.Model):
         teacher: keras.Model | None = None,
         alpha: float = 0.5,
         temperature: float = 3.0,
+        augmentation: keras.layers.Layer | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -82,9 +94,18 @@ class Distiller(keras.Model):
                     f"teacher has {teacher_classes} classes but student has {self.num_classes}"
                 )
             teacher.trainable = False
+        if augmentation is not None and teacher is None:
+            raise ValueError(
+                "augmentation needs a teacher model: cached teacher logits were computed on "
+                "un-augmented images, so they do not match the augmented batch. Pass teacher=."
+            )
         self._claim(student, self.num_classes)
         self.student = student
         self.teacher = teacher
+        self.augmentation = augmentation
+        # The batch `call` augmented in the current training step, read once by
+        # `compute_loss` in the same step (as Keras's own `_losses_override`).
+        self._augmented_inputs = None
         self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
         self.soft_loss_tracker = keras.metrics.Mean(name="soft_loss")
         self.fidelity_tracker = keras.metrics.Mean(name="fidelity")
@@ -165,6 +186,8 @@ class Distiller(keras.Model):
                 )
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        if self.augmentation is not None and self._split(x)[1] is not None:
+            raise ValueError(_AUGMENTED_CACHE_MESSAGE)
         self.check_data(x, y)
         if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
             self.check_data(validation_data[0], validation_data[1])
@@ -176,8 +199,20 @@ class Distiller(keras.Model):
 
     # -- the model -------------------------------------------------------------------------
     def call(self, x, training=None):
-        inputs, _ = self._split(x)
+        inputs, logits = self._split(x)
+        if training and self.augmentation is not None:
+            if logits is not None:
+                raise ValueError(_AUGMENTED_CACHE_MESSAGE)
+            inputs = self.augmentation(inputs, training=True)
+            self._augmented_inputs = inputs
         return self.student(inputs, training=training)
+
+    def _teacher_inputs(self, x, training):
+        """The augmented batch of this training step if there is one, else `x`."""
+        augmented, self._augmented_inputs = self._augmented_inputs, None
+        if training and self.augmentation is not None and augmented is not None:
+            return augmented
+        return x
 
     def teacher_logits(self, x):
         """Cached logits from `x` if present, else the frozen teacher run in inference mode."""
@@ -195,7 +230,7 @@ class Distiller(keras.Model):
             raise ValueError("Distiller does not support sample_weight")
         if y_pred is None:
             y_pred = self(x, training=training)
-        teacher = self.teacher_logits(x)
+        teacher = self.teacher_logits(self._teacher_inputs(x, training))
         hard = cross_entropy(y, y_pred)
         soft = distillation_loss(teacher, y_pred, self.temperature)
         loss = combine(hard, soft, self.alpha)

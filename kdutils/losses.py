@@ -103,3 +103,106 @@ def kd_loss(labels, teacher_logits, student_logits, alpha: float, temperature: f
     hard = cross_entropy(labels, student_logits) if alpha > 0.0 else 0.0
     soft = distillation_loss(teacher_logits, student_logits, temperature) if alpha < 1.0 else 0.0
     return combine(hard, soft, alpha)
+
+
+# --- Feature-based losses --------------------------------------------------------------------
+# Each compares a batch of student features with a batch of teacher features of the same
+# shape, (B, ...), e.g. (B, H, W, C) feature maps. Project the student's features first when
+# the widths differ (`kdutils.features.FeatureDistiller` learns that projection).
+
+# Bandwidths of the Gaussian kernels of `mmd_loss`, as multiples of the data's own scale.
+MMD_BANDWIDTHS: tuple[float, ...] = (0.5, 1.0, 2.0)
+
+
+def _flatten_pair(student_features, teacher_features, loss: str):
+    """Both batches as (B, D) float32 matrices, or `ValueError` if their shapes differ."""
+    s_shape, t_shape = tuple(student_features.shape), tuple(teacher_features.shape)
+    if s_shape != t_shape:
+        raise ValueError(
+            f"{loss}: student features of shape {s_shape} and teacher features of shape "
+            f"{t_shape} must have the same shape; project the student's features to the "
+            "teacher's width first (FeatureDistiller does this with a learned 1x1 convolution)"
+        )
+    size = 1
+    for d in s_shape[1:]:
+        size *= int(d)
+    s = ops.reshape(ops.cast(student_features, "float32"), (-1, size))
+    t = ops.reshape(ops.cast(teacher_features, "float32"), (-1, size))
+    return s, t
+
+
+def squared_distances(a, b):
+    """||a_i - b_j||^2 for every row i of `a` and row j of `b`, as a (len(a), len(b)) matrix."""
+    aa = ops.sum(ops.square(a), axis=1)[:, None]
+    bb = ops.sum(ops.square(b), axis=1)[None, :]
+    return ops.maximum(aa + bb - 2.0 * ops.matmul(a, ops.transpose(b)), 0.0)
+
+
+def mmd_loss(
+    student_features,
+    teacher_features,
+    bandwidths: tuple[float, ...] = MMD_BANDWIDTHS,
+    scale: float | None = None,
+):
+    """Squared maximum mean discrepancy (MMD) between the student's and the teacher's batch.
+
+    Each example's features are flattened to a vector; the B student vectors s_i and the B
+    teacher vectors t_j are two samples, and the loss is the biased (V-statistic) estimate of
+    MMD^2 (Gretton et al., 2012):
+
+        MMD^2 = mean_ij k(s_i, s_j) + mean_ij k(t_i, t_j) - 2 mean_ij k(s_i, t_j),
+
+    which is >= 0 and exactly 0 for identical batches. The kernel is a mixture of Gaussians,
+    k(a, b) = mean_m exp(-||a - b||^2 / (2 * bandwidths[m] * scale)). With `scale=None` the
+    scale is the data's: the mean squared distance over all pairs of the 2B pooled vectors
+    (each with itself included), held constant for the gradient. A fixed bandwidth would not
+    do: squared distances grow with the number of features, so exp(-d^2) underflows to 0 for
+    large feature maps and the gradient vanishes.
+
+    MMD compares the two *distributions* of features over the batch, not example i's student
+    features with example i's teacher features: it only asks that the student's features look
+    like a sample from the teacher's.
+    """
+    if not bandwidths or any(b <= 0 for b in bandwidths):
+        raise ValueError(f"bandwidths must be positive numbers, got bandwidths={bandwidths!r}")
+    s, t = _flatten_pair(student_features, teacher_features, "mmd_loss")
+    d_ss, d_tt, d_st = squared_distances(s, s), squared_distances(t, t), squared_distances(s, t)
+    if scale is None:
+        pooled = ops.sum(d_ss) + ops.sum(d_tt) + 2.0 * ops.sum(d_st)
+        n = ops.cast(ops.shape(s)[0], "float32")
+        scale = ops.stop_gradient(ops.maximum(pooled / (4.0 * n * n), 1e-12))
+    elif scale <= 0:
+        raise ValueError(f"scale must be > 0 or None, got scale={scale!r}")
+
+    def kernel_mean(d):
+        k = [ops.exp(-d / (2.0 * b * scale)) for b in bandwidths]
+        return ops.mean(ops.stack(k))
+
+    return kernel_mean(d_ss) + kernel_mean(d_tt) - 2.0 * kernel_mean(d_st)
+
+
+def fitnets_loss(student_features, teacher_features):
+    """FitNets' hint loss (Romero et al., 2015): the mean squared error between the student's
+    (regressed) features and the teacher's, averaged over every element of the batch.
+
+    The paper writes 1/2 ||u_h - r(v_g)||^2 summed over a map; the mean here only rescales it,
+    and equals Keras's `FeatureDistillation(loss="mse")` on the same features.
+    """
+    s, t = _flatten_pair(student_features, teacher_features, "fitnets_loss")
+    return ops.mean(ops.square(s - t))
+
+
+def cosine_loss(student_features, teacher_features, eps: float = 1e-8):
+    """1 - cos(s_i, t_i) of each example's flattened features, averaged over the batch.
+
+    The "cosine loss minimisation run" of PyTorch's knowledge-distillation tutorial
+    (`nn.CosineEmbeddingLoss` with target 1 on flattened hidden representations). Each vector
+    is divided by max(||x||, eps), so an all-zero vector gives cos = 0, not NaN.
+    """
+    s, t = _flatten_pair(student_features, teacher_features, "cosine_loss")
+    s = s / ops.maximum(ops.sqrt(ops.sum(ops.square(s), axis=1, keepdims=True)), eps)
+    t = t / ops.maximum(ops.sqrt(ops.sum(ops.square(t), axis=1, keepdims=True)), eps)
+    return ops.mean(1.0 - ops.sum(s * t, axis=1))
+
+
+FEATURE_LOSSES = {"mmd": mmd_loss, "fitnets": fitnets_loss, "cosine": cosine_loss}

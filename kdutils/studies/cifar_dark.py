@@ -1,0 +1,1171 @@
+"""A course report on CIFAR-10 that followed PyTorch's knowledge-distillation tutorial.
+
+A CIFAR ResNet-18 teacher is distilled into the tutorial's two small CNNs, LightNN and
+SimpleNN, with Adam (learning rate 1e-3) for 10 epochs at T = 2 and loss weights
+CE 0.75 / KD 0.25, which is alpha = 0.75 here (alpha weights the hard labels, and the soft
+term carries T^2, as in the tutorial). The report also swept T (2, 1.5, 1.01; NaN loss at
+1.01) and the weights (0.75/0.25, 0.5/0.5, 0.25/0.75) for LightNN.
+
+Conditions: `teacher`; `light_nn` (seven runs: from scratch, distilled at T = 2 and
+alpha = 0.75, the temperature sweep T = 1.5, 1.01 and 1.0, and the weight sweep alpha = 0.5
+and 0.25) and `simple_nn` (from scratch and distilled). One record per (run, seed). The students
+of a condition and seed train together in one fused model (`MultiDistiller`), on the same
+batches.
+Student seed *s* learns from the cached logits of teacher seed *s*; every student of seed *s*
+starts from the same initial weights for its architecture. A profile may borrow another's
+teachers (`Settings.teacher_profile`): the default profile, for 2 CPU cores, distils from the
+full profile's ResNet-18 teachers, trained on a GPU, whose stored logits it cuts to its own
+training images (the first of theirs, for the same seed). There is no augmentation, as in the
+tutorial, so cached logits are exact. Inputs are normalised as in the tutorial. Nothing is
+chosen on the test set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from keras import ops
+
+from kdutils import metrics
+from kdutils.data import Dataset, load_dataset
+from kdutils.distiller import with_teacher_logits
+from kdutils.fused import FusedDistiller, split_history
+from kdutils.losses import check_temperature, combine, cross_entropy, distillation_loss
+from kdutils.models import build_model, resnet_cifar
+from kdutils.plots import WIDTH
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
+from kdutils.repro import environment, set_seed
+from kdutils.results import epoch_records, read_json, write_json, write_npz
+from kdutils.stats import format_ci, mean_ci, paired_difference
+
+TITLE = "Learning dark knowledge on CIFAR-10"
+
+# The report's test accuracies (%), one run each, quoted for comparison only. Its weight sweep
+# is keyed by the CE weight, which is this book's alpha (the KD weight is 1 - alpha).
+REPORT = {
+    "teacher": 80.30,
+    "light_scratch": 70.94,
+    "light_kd": 71.01,
+    "simple_scratch": 62.46,
+    "simple_kd": 62.50,
+    "temperature": {2.0: 71.01, 1.5: 70.65, 1.01: 70.44},
+    "nan_temperature": 1.01,  # the run whose logged loss was NaN
+    "weights": {0.75: 71.01, 0.5: 70.67, 0.25: 71.00},
+    "epochs": 10,
+    "learning_rate": 1e-3,
+    "temperature_kd": 2.0,
+    "ce_weight": 0.75,
+    "kd_weight": 0.25,
+    "train_images": 50_000,
+    "test_images": 10_000,
+}
+
+# The tutorial's input normalisation (ImageNet's channel means and standard deviations).
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+TEST_PERMUTATION_SEED = 2023  # a fixed subset of the test set, where a profile cuts it
+RESNET18 = {"widths": (64, 128, 256, 512), "blocks": (2, 2, 2, 2)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One student: its name within the condition, architecture, alpha and temperature.
+    A run with alpha = 1 trains on the labels alone; its soft loss is logged, not trained on."""
+
+    name: str
+    model: str
+    alpha: float
+    temperature: float
+
+
+T_KD, ALPHA_KD = REPORT["temperature_kd"], REPORT["ce_weight"]
+RUNS: dict[str, tuple[Run, ...]] = {
+    # LightNN from scratch and distilled, the report's temperature sweep (and T = 1) at CE
+    # weight 0.75, and its weight sweep at T = 2: seven students, fused per seed.
+    "light_nn": (
+        Run("scratch", "light_nn", 1.0, T_KD),
+        Run("kd", "light_nn", ALPHA_KD, T_KD),
+        Run("t_1p5", "light_nn", ALPHA_KD, 1.5),
+        Run("t_1p01", "light_nn", ALPHA_KD, 1.01),
+        Run("t_1", "light_nn", ALPHA_KD, 1.0),
+        Run("alpha_0p5", "light_nn", 0.5, T_KD),
+        Run("alpha_0p25", "light_nn", 0.25, T_KD),
+    ),
+    "simple_nn": (Run("scratch", "simple_nn", 1.0, T_KD), Run("kd", "simple_nn", ALPHA_KD, T_KD)),
+}
+CONDITIONS: tuple[str, ...] = ("teacher", *RUNS)
+TEMPERATURES = (1.0, 1.01, 1.5, 2.0)  # the report's three and T = 1
+WEIGHTS = (0.75, 0.5, 0.25)  # alpha = the CE weight
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """One profile's data size, seeds, training length and teacher shape."""
+
+    train_size: int | None
+    validation_size: int
+    test_size: int | None
+    seeds: tuple[int, ...]
+    epochs: int
+    teacher_epochs: int
+    teacher_widths: tuple[int, ...] = RESNET18["widths"]
+    teacher_blocks: tuple[int, ...] = RESNET18["blocks"]
+    batch_size: int = 128
+    learning_rate: float = REPORT["learning_rate"]
+    # Another profile whose teachers this one distils from (their logits, cut to this
+    # profile's training images), instead of training its own. Its teacher fields above are
+    # then unused.
+    teacher_profile: str | None = None
+
+    def data_config(self, seed: int) -> dict:
+        """The arguments of `load_dataset` for one seed (clean labels)."""
+        return {
+            "name": "cifar10",
+            "train_size": self.train_size,
+            "validation_size": self.validation_size,
+            "noise_rate": 0.0,
+            "seed": int(seed),
+        }
+
+
+SETTINGS: dict[str, Settings] = {
+    # CI: every code path in seconds, with a tiny two-stage ResNet teacher.
+    "smoke": Settings(
+        train_size=512,
+        validation_size=256,
+        test_size=512,
+        seeds=(0, 1),
+        epochs=2,
+        teacher_epochs=1,
+        teacher_widths=(8, 16),
+        teacher_blocks=(1, 1),
+    ),
+    # The book, on 2 CPU cores: the students on a fifth of the training images for the
+    # report's 10 epochs. A ResNet-18 teacher takes hours per epoch on such a CPU, and every
+    # cheaper one tried here was no better than LightNN, so the students distil from the full
+    # profile's ResNet-18 teachers (trained on a GPU; their logits are stored with the book).
+    # The training images here are the first 10,000 of those teachers' 45,000.
+    "default": Settings(
+        train_size=10_000,
+        validation_size=5_000,
+        test_size=None,
+        seeds=(0, 1, 2),
+        epochs=10,
+        teacher_epochs=10,
+        teacher_profile="full",
+    ),
+    # The report's scale, for a GPU: every training image but 5,000 kept for validation.
+    "full": Settings(
+        train_size=None,
+        validation_size=5_000,
+        test_size=None,
+        seeds=(0, 1, 2, 3, 4),
+        epochs=10,
+        teacher_epochs=10,
+    ),
+}
+
+
+def settings(profile: Profile | str) -> Settings:
+    return SETTINGS[profile if isinstance(profile, str) else profile.name]
+
+
+def conditions(profile: Profile) -> list[str]:
+    return list(CONDITIONS)
+
+
+def teacher_settings(s: Settings) -> Settings:
+    """The settings the teachers of `s` are trained with (another profile's, if it borrows)."""
+    return SETTINGS[s.teacher_profile] if s.teacher_profile else s
+
+
+def teacher_name(s: Settings) -> str:
+    """'ResNet-18', or how this profile's teacher differs from it."""
+    s = teacher_settings(s)
+    if (s.teacher_widths, s.teacher_blocks) == (RESNET18["widths"], RESNET18["blocks"]):
+        return "ResNet-18"
+    if s.teacher_blocks == RESNET18["blocks"]:
+        return f"ResNet-18 at {s.teacher_widths[0] / 64:g} of its width"
+    return (
+        f"ResNet with {sum(s.teacher_blocks)} blocks, widths {'/'.join(map(str, s.teacher_widths))}"
+    )
+
+
+# --- configs ---------------------------------------------------------------------------------
+
+
+def teacher_config(s: Settings, seed: int) -> dict:
+    """Everything the teacher of `seed` depends on (the lending profile's, if `s` borrows)."""
+    s = teacher_settings(s)
+    return {
+        "condition": "teacher",
+        "seed": int(seed),
+        "data": s.data_config(seed),
+        "test_size": s.test_size,
+        "model": "resnet_cifar",
+        "widths": list(s.teacher_widths),
+        "blocks": list(s.teacher_blocks),
+        "epochs": s.teacher_epochs,
+        "batch_size": s.batch_size,
+        "optimizer": "adam",
+        "learning_rate": s.learning_rate,
+        "normalisation": "imagenet mean/std",
+    }
+
+
+def run_config(s: Settings, condition: str, run: Run, seed: int) -> dict:
+    """Everything one student run depends on; stored in, and matched against, its record."""
+    return {
+        "condition": condition,
+        "run": run.name,
+        "seed": int(seed),
+        "data": s.data_config(seed),
+        "test_size": s.test_size,
+        "model": run.model,
+        "alpha": run.alpha,
+        "temperature": run.temperature,
+        "epochs": s.epochs,
+        "batch_size": s.batch_size,
+        "optimizer": "adam",
+        "learning_rate": s.learning_rate,
+        "normalisation": "imagenet mean/std",
+        "teacher": config_key(teacher_config(s, seed)),
+        "fused_with": [r.name for r in RUNS[condition]],
+    }
+
+
+def record_path(directory: Path, seed: int, run: Run | None = None) -> Path:
+    name = f"seed{seed}.json" if run is None else f"{run.name}_seed{seed}.json"
+    return Path(directory) / "runs" / name
+
+
+def load_record(s: Settings, condition: str, seed: int, directory: Path, run: Run | None = None):
+    """The stored record of this run if its config matches, else None."""
+    record = read_json(record_path(directory, seed, run))
+    expected = teacher_config(s, seed) if run is None else run_config(s, condition, run, seed)
+    if record and record.get("config") == expected:
+        return record
+    return None
+
+
+def _runs(condition: str) -> tuple[Run | None, ...]:
+    if condition == "teacher":
+        return (None,)
+    if condition not in RUNS:
+        raise ValueError(f"unknown condition={condition!r}; choose one of {list(CONDITIONS)}")
+    return RUNS[condition]
+
+
+def is_done(profile: Profile, condition: str, directory: Path) -> bool:
+    s = settings(profile)
+    return all(
+        load_record(s, condition, seed, directory, run)
+        for seed in s.seeds
+        for run in _runs(condition)
+    )
+
+
+# --- data, losses and the fused students -----------------------------------------------------
+
+
+def normalise(images: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] to the tutorial's normalised inputs, (x - mean) / std per channel."""
+    return ((images - MEAN) / STD).astype(np.float32)
+
+
+def load_data(s: Settings, seed: int) -> Dataset:
+    """The seed's split, normalised, with the test set cut to a fixed subset if `test_size`."""
+    data = load_dataset(**s.data_config(seed))
+    x_test, y_test = data.x_test, data.y_test
+    if s.test_size is not None:
+        keep = np.random.default_rng(TEST_PERMUTATION_SEED).permutation(len(y_test))
+        x_test, y_test = x_test[keep[: s.test_size]], y_test[keep[: s.test_size]]
+    return dataclasses.replace(
+        data,
+        x_train=normalise(data.x_train),
+        x_val=normalise(data.x_val),
+        x_test=normalise(x_test),
+        y_test=y_test,
+    )
+
+
+def tutorial_kd_loss(teacher_logits, student_logits, temperature: float):
+    """The tutorial's soft loss, as it computes it: the log of a softmax.
+
+    sum(p_t * (log p_t - log_softmax(s / T))) / batch * T^2 with p_t = softmax(t / T).
+    Where p_t underflows to 0, log p_t = -inf and 0 * -inf = NaN: the value is NaN, while its
+    gradient with respect to the student, -p_t * T / batch, stays finite.
+    """
+    p_teacher = ops.softmax(ops.divide(teacher_logits, temperature), axis=-1)
+    log_student = ops.log_softmax(ops.divide(student_logits, temperature), axis=-1)
+    batch = ops.cast(ops.shape(student_logits)[0], student_logits.dtype)
+    total = ops.sum(p_teacher * (ops.log(p_teacher) - log_student))
+    return total / batch * temperature**2
+
+
+def underflow_gap(temperature: float = 1.0) -> float:
+    """The smallest logit gap (to 0.01) at which softmax(t / T) gives a class exactly 0 in
+    float32: exp of a number below about -103.97 is 0, even counting subnormals."""
+    gaps = np.arange(100.0, 106.0, 0.01, dtype=np.float32)
+    first = gaps[np.exp(-gaps) == 0][0]
+    return float(np.round(first * temperature, 2))
+
+
+def float32_zeros(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Per example: does softmax(logits / T), computed in float32, have an exact 0?"""
+    z = np.asarray(logits, dtype=np.float32) / np.float32(temperature)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return (e == 0).any(axis=-1)
+
+
+def nan_batches(logits: np.ndarray, temperature: float, batch_size: int) -> int:
+    """How many batches (in order) would log a NaN soft loss with `tutorial_kd_loss`."""
+    zeros = float32_zeros(logits, temperature)
+    return int(sum(zeros[i : i + batch_size].any() for i in range(0, len(zeros), batch_size)))
+
+
+class MultiDistiller(FusedDistiller):
+    """`FusedDistiller` with its own temperature for each student, too.
+
+    Student i's loss is alpha_i * CE + (1 - alpha_i) * T_i^2 * KL at T_i; the fused loss is
+    their sum, so each student trains exactly on its own loss.
+    """
+
+    def __init__(self, students, alphas, temperatures, **kwargs):
+        if len(temperatures) != len(students):
+            raise ValueError(f"need one temperature per student, got {len(temperatures)}")
+        super().__init__(students, alphas, temperature=temperatures[0], **kwargs)
+        self.temperatures = [check_temperature(t) for t in temperatures]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if sample_weight is not None:
+            raise ValueError("MultiDistiller does not support sample_weight")
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        teacher = self.teacher_logits(x)
+        teacher_class = ops.argmax(teacher, axis=-1)
+        labels = ops.reshape(y, (-1,))
+        batch = ops.cast(ops.shape(teacher)[0], "float32")
+        total = 0.0
+        for i, student in enumerate(self.students):
+            logits = y_pred[:, i, :]
+            hard = cross_entropy(labels, logits)
+            soft = distillation_loss(teacher, logits, self.temperatures[i])
+            loss = combine(hard, soft, self.alphas[i])
+            if student.losses:
+                loss = loss + ops.sum(ops.stack(student.losses))
+            total = total + loss
+            predicted = ops.argmax(logits, axis=-1)
+            row = self.trackers[i]
+            row["loss"].update_state(loss, sample_weight=batch)
+            right = ops.equal(predicted, ops.cast(labels, predicted.dtype))
+            row["accuracy"].update_state(ops.cast(right, "float32"))
+            row["hard_loss"].update_state(hard)
+            row["soft_loss"].update_state(soft)
+            row["fidelity"].update_state(ops.cast(ops.equal(predicted, teacher_class), "float32"))
+        return total
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"temperatures": self.temperatures}
+
+
+def _compile(model: keras.Model, s: Settings, **kwargs) -> None:
+    """Adam at the report's constant learning rate, as in the tutorial."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(s.learning_rate),
+        steps_per_execution=STEPS_PER_EXECUTION,
+        **kwargs,
+    )
+
+
+def _predict(model: keras.Model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: model.predict(x, batch_size=512, verbose=0) for k, x in inputs.items()}
+
+
+def _check_finite(history: list[dict], what: str) -> None:
+    bad = [
+        (i, k) for i, epoch in enumerate(history) for k, v in epoch.items() if not np.isfinite(v)
+    ]
+    if bad:
+        raise FloatingPointError(f"{what}: non-finite values logged at (epoch, metric) {bad}")
+
+
+# --- the teacher -----------------------------------------------------------------------------
+
+
+def teacher_logits_path(directory: Path, seed: int) -> Path:
+    return Path(directory) / "logits" / f"seed{seed}.npz"
+
+
+def load_teacher(s: Settings, seed: int, directory: Path) -> tuple[dict, dict] | None:
+    """(record, logits per split) of the cached teacher of `seed`, if its config matches."""
+    record = load_record(s, "teacher", seed, directory)
+    if record is None:
+        return None
+    try:
+        with np.load(teacher_logits_path(directory, seed)) as f:
+            return record, {k: f[k] for k in ("train", "val", "test")}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def logit_scores(logits: np.ndarray, batch_size: int) -> dict:
+    """The teacher's largest logit gaps on the training set, and where the tutorial's loss
+    would log NaN: examples with a float32 zero in softmax(t / T), and batches holding one."""
+    gaps = logits.max(axis=-1) - logits.min(axis=-1)
+    return {
+        "train_max_logit_gap": float(gaps.max()),
+        "train_median_logit_gap": float(np.median(gaps)),
+        "tutorial_zero_examples": {
+            f"{t:g}": int(float32_zeros(logits, t).sum()) for t in TEMPERATURES
+        },
+        "tutorial_nan_batches": {
+            f"{t:g}": nan_batches(logits, t, batch_size) for t in TEMPERATURES
+        },
+        "train_batches": -(-len(logits) // batch_size),
+    }
+
+
+def train_teacher(s: Settings, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
+    """Train the ResNet teacher of `seed` on the labels, then cache its logits."""
+    config = teacher_config(s, seed)
+    set_seed(seed)
+    model = resnet_cifar(s.teacher_widths, s.teacher_blocks, data.x_train.shape[1:], name="teacher")
+    _compile(
+        model,
+        s,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    start = time.perf_counter()
+    fit = model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        batch_size=s.batch_size,
+        epochs=s.teacher_epochs,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - start
+    history = epoch_records(fit.history)
+    _check_finite(history, "teacher")
+    logits = _predict(model, {"train": data.x_train, "val": data.x_val, "test": data.x_test})
+    record = {
+        "config": config,
+        "name": teacher_name(s),
+        "parameters": model.count_params(),
+        "trainable_parameters": sum(int(np.prod(w.shape)) for w in model.trainable_weights),
+        "train_examples": len(data.y_train),
+        "test_examples": len(data.y_test),
+        "history": history,
+        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
+        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
+        **logit_scores(logits["train"], s.batch_size),
+        "train_seconds": seconds,
+        "environment": environment(),
+    }
+    write_npz(teacher_logits_path(directory, seed), **logits)
+    write_json(record_path(directory, seed), record)  # last: a record means logits are complete
+    return record, logits
+
+
+def get_teacher(s: Settings, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
+    """The cached teacher of `seed`, trained first if there is none for this config."""
+    return load_teacher(s, seed, directory) or train_teacher(s, seed, directory, data)
+
+
+def teacher_dir(s: Settings, directory: Path) -> Path:
+    """Where the teachers of `s` are cached, from a condition's `directory`
+    (`<results>/<profile>/studies/cifar_dark/<condition>`)."""
+    directory = Path(directory)
+    if not s.teacher_profile:
+        return directory.parent / "teacher"
+    return directory.parents[3] / s.teacher_profile / "studies" / directory.parent.name / "teacher"
+
+
+def check_borrowable(s: Settings) -> Settings:
+    """The lending profile's settings, if `s` may use its teachers' logits: the same seeds'
+    splits, with this profile's training images the first of the lender's."""
+    t = teacher_settings(s)
+    ok = (
+        s.validation_size == t.validation_size
+        and s.test_size == t.test_size
+        and (t.train_size is None or (s.train_size is not None and s.train_size <= t.train_size))
+        and set(s.seeds) <= set(t.seeds)
+    )
+    if not ok:
+        raise ValueError(f"profile cannot borrow the teachers of {s.teacher_profile!r}")
+    return t
+
+
+def teacher_for(s: Settings, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
+    """(record, logits on `data`'s splits) of the teacher that seed `seed` of `s` distils from.
+    A borrowed teacher is trained in its own profile's folder if missing (slow on a CPU)."""
+    if not s.teacher_profile:
+        return get_teacher(s, seed, teacher_dir(s, directory), data)
+    t = check_borrowable(s)
+    tdir = teacher_dir(s, directory)
+    found = load_teacher(t, seed, tdir) or train_teacher(t, seed, tdir, load_data(t, seed))
+    record, logits = found
+    logits = dict(logits, train=logits["train"][: len(data.y_train)])
+    return record, logits
+
+
+# --- the students ----------------------------------------------------------------------------
+
+
+def build_student(run: Run, seed: int, data: Dataset) -> keras.Model:
+    """A new student; the same seed and architecture give the same initial weights."""
+    set_seed(seed)
+    return build_model(run.model, data.x_train.shape[1:], data.num_classes)
+
+
+def train_students(s: Settings, condition: str, seed: int, directory: Path, data: Dataset):
+    """Train every run of `condition` for `seed` in one fused model; write one record each."""
+    runs = RUNS[condition]
+    teacher_record, teacher = teacher_for(s, seed, directory, data)
+    students = [build_student(run, seed, data) for run in runs]
+    model = MultiDistiller(
+        students, [r.alpha for r in runs], [r.temperature for r in runs], name=condition
+    )
+    _compile(model, s)
+    set_seed(seed)
+    start = time.perf_counter()
+    fit = model.fit(
+        with_teacher_logits(data.x_train, teacher["train"]),
+        data.y_train,
+        validation_data=(with_teacher_logits(data.x_val, teacher["val"]), data.y_val),
+        batch_size=s.batch_size,
+        epochs=s.epochs,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - start
+    fused_logits = _predict(model, {"val": data.x_val, "test": data.x_test})
+    records = []
+    histories = split_history(fit.history, len(runs))
+    for i, (run, student, history) in enumerate(zip(runs, students, histories, strict=True)):
+        history = epoch_records(history)
+        _check_finite(history, f"{condition}/{run.name}")
+        logits = {k: v[:, i] for k, v in fused_logits.items()}
+        record = {
+            "config": run_config(s, condition, run, seed),
+            "parameters": student.count_params(),
+            "train_examples": len(data.y_train),
+            "test_examples": len(data.y_test),
+            "history": history,
+            "all_losses_finite": True,
+            "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
+            "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
+            "test_fidelity": metrics.agreement(logits["test"], teacher["test"]),
+            "teacher_test_accuracy": teacher_record["test_accuracy"],
+            "fused_seconds": seconds,
+            "environment": environment(),
+        }
+        write_json(record_path(directory, seed, run), record)
+        records.append(record)
+    return records
+
+
+def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
+    """Every seed of `condition`; stored records whose config matches are reused."""
+    s, directory = settings(profile), Path(directory)
+    records = []
+    for seed in s.seeds:
+        found = [load_record(s, condition, seed, directory, r) for r in _runs(condition)]
+        if any(r is None for r in found):
+            data = load_data(s, seed)
+            if condition == "teacher" and s.teacher_profile:
+                record = teacher_for(s, seed, directory, data)[0]
+                write_json(record_path(directory, seed), record)  # the lender's, as it is
+                found = [record]
+            elif condition == "teacher":
+                found = [train_teacher(s, seed, directory, data)[0]]
+            else:
+                found = train_students(s, condition, seed, directory, data)
+        records += found
+    return records
+
+
+# --- tables, numbers and figures for the chapter ---------------------------------------------
+
+
+def summary(records: list[dict]) -> pd.DataFrame:
+    """One row per (run, seed): accuracies, fidelity and the last epoch's training losses."""
+    rows = []
+    for r in records:
+        c, last = r["config"], r["history"][-1]
+        row = {"run": c.get("run", "teacher"), "seed": c["seed"], "epochs": c["epochs"]}
+        if "alpha" in c:
+            row |= {"alpha (CE weight)": c["alpha"], "T": c["temperature"]}
+        row |= {
+            "val accuracy": r["val_accuracy"],
+            "test accuracy": r["test_accuracy"],
+        }
+        if "test_fidelity" in r:
+            row |= {
+                "test fidelity": r["test_fidelity"],
+                "hard loss (last epoch)": last["hard_loss"],
+                "soft loss (last epoch)": last["soft_loss"],
+            }
+        else:
+            row["largest train logit gap"] = r["train_max_logit_gap"]
+        seconds = r.get("train_seconds", r.get("fused_seconds"))
+        row["seconds"] = round(seconds, 1)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["run", "seed"])
+
+
+def runs_of(study: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Records by run key ('teacher', 'light_nn/kd', ...), each sorted by seed."""
+    out: dict[str, list[dict]] = {}
+    for condition, records in study.items():
+        for r in records:
+            key = "teacher" if condition == "teacher" else f"{condition}/{r['config']['run']}"
+            out.setdefault(key, []).append(r)
+    return {k: sorted(v, key=lambda r: r["config"]["seed"]) for k, v in out.items()}
+
+
+def _number_slug(x: float) -> str:
+    return f"{x:g}".replace(".", "p")
+
+
+def temperature_key(t: float) -> str:
+    """The run key of LightNN at alpha 0.75 and temperature `t` ('light_nn/t_1p5')."""
+    return "light_nn/kd" if t == T_KD else f"light_nn/t_{_number_slug(t)}"
+
+
+def weight_key(alpha: float) -> str:
+    """The run key of LightNN at T = 2 and CE weight `alpha` ('light_nn/alpha_0p5')."""
+    return "light_nn/kd" if alpha == ALPHA_KD else f"light_nn/alpha_{_number_slug(alpha)}"
+
+
+def accuracies(runs: dict[str, list[dict]], key: str) -> np.ndarray:
+    """Test accuracies (%) of run `key`, by seed."""
+    return np.array([100 * r["test_accuracy"] for r in runs[key]])
+
+
+def _pct(values) -> str:
+    """'70.12% ± 0.45 (95% CI, n=3)' from accuracies in percent."""
+    return format_ci(mean_ci(np.asarray(values) / 100))
+
+
+def _points(summary: dict) -> str:
+    """'+0.41 points [−0.12, +0.94]' for a paired difference of accuracies in percent."""
+    if math.isnan(summary["half_width"]):
+        return f"{summary['mean']:+.2f} points (one seed: no interval)"
+    return f"{summary['mean']:+.2f} points [{summary['low']:+.2f}, {summary['high']:+.2f}]"
+
+
+# (label, run key, report key): the main comparison with the report.
+MAIN_ROWS = (
+    ("Teacher", "teacher", "teacher"),
+    ("LightNN from scratch", "light_nn/scratch", "light_scratch"),
+    ("LightNN distilled (T = 2, CE 0.75)", "light_nn/kd", "light_kd"),
+    ("SimpleNN from scratch", "simple_nn/scratch", "simple_scratch"),
+    ("SimpleNN distilled (T = 2, CE 0.75)", "simple_nn/kd", "simple_kd"),
+)
+
+
+def main_table(study: dict[str, list[dict]]) -> pd.DataFrame:
+    """The report's test accuracies next to this book's (mean over seeds, 95% CI)."""
+    runs = runs_of(study)
+    rows = [
+        {"model": label, "report": f"{REPORT[rk]:.2f}%", "this book": _pct(accuracies(runs, key))}
+        for label, key, rk in MAIN_ROWS
+        if key in runs
+    ]
+    return pd.DataFrame(rows).set_index("model")
+
+
+def sweep_table(study: dict[str, list[dict]], which: str) -> pd.DataFrame:
+    """The report's temperature (`which='temperature'`) or weight sweep next to this book's."""
+    runs = runs_of(study)
+    rows = []
+    if which == "temperature":
+        for t in sorted(TEMPERATURES, reverse=True):
+            report = REPORT["temperature"].get(t)
+            note = " (NaN loss)" if t == REPORT["nan_temperature"] else ""
+            rows.append(
+                {
+                    "T": f"{t:g}",
+                    "report": "—" if report is None else f"{report:.2f}%{note}",
+                    "this book": _pct(accuracies(runs, temperature_key(t))),
+                }
+            )
+        return pd.DataFrame(rows).set_index("T")
+    for a in WEIGHTS:
+        rows.append(
+            {
+                "CE / KD weights": f"{a:g} / {1 - a:g}",
+                "report": f"{REPORT['weights'][a]:.2f}%",
+                "this book": _pct(accuracies(runs, weight_key(a))),
+            }
+        )
+    return pd.DataFrame(rows).set_index("CE / KD weights")
+
+
+def comparisons() -> list[tuple[str, str, str, float]]:
+    """(label, run key a, run key b, the report's a − b in points) for each claim the report's
+    numbers make: distillation against scratch, and each sweep value against T = 2, CE 0.75."""
+    out = [
+        ("LightNN: KD − scratch", "light_nn/kd", "light_nn/scratch", "light_kd", "light_scratch"),
+        (
+            "SimpleNN: KD − scratch",
+            "simple_nn/kd",
+            "simple_nn/scratch",
+            "simple_kd",
+            "simple_scratch",
+        ),
+    ]
+    rows = [(label, a, b, REPORT[ra] - REPORT[rb]) for label, a, b, ra, rb in out]
+    for t in (1.5, 1.01, 1.0):
+        report = REPORT["temperature"].get(t)
+        diff = math.nan if report is None else report - REPORT["temperature"][T_KD]
+        rows.append((f"T = {t:g} − T = 2", temperature_key(t), "light_nn/kd", diff))
+    for a in (0.5, 0.25):
+        diff = REPORT["weights"][a] - REPORT["weights"][ALPHA_KD]
+        rows.append((f"CE {a:g} − CE 0.75", weight_key(a), "light_nn/kd", diff))
+    return [(label, a, b, round(d, 2)) for label, a, b, d in rows]
+
+
+def differences(study: dict[str, list[dict]]) -> pd.DataFrame:
+    """Each comparison of `comparisons`, paired by seed: mean, 95% CI, p, and the report's."""
+    runs = runs_of(study)
+    rows = []
+    for label, a, b, report in comparisons():
+        if a not in runs or b not in runs:
+            continue
+        d = paired_difference(accuracies(runs, a), accuracies(runs, b))
+        rows.append(
+            {
+                "comparison": label,
+                "report (points)": report,
+                "mean": d["mean"],
+                "low": d["low"],
+                "high": d["high"],
+                "half_width": d["half_width"],
+                "p": d["p_value"],
+                "n": d["n"],
+                "excludes 0": bool(d["low"] > 0 or d["high"] < 0),
+                "report inside CI": None
+                if math.isnan(report)
+                else bool(d["low"] <= report <= d["high"]),
+            }
+        )
+    return pd.DataFrame(rows).set_index("comparison")
+
+
+def differences_table(study: dict[str, list[dict]]) -> pd.DataFrame:
+    """`differences` formatted for the chapter."""
+    d = differences(study)
+    return pd.DataFrame(
+        {
+            "report": [("—" if math.isnan(v) else f"{v:+.2f}") for v in d["report (points)"]],
+            "this book, paired by seed (95% CI)": [_points(row) for _, row in d.iterrows()],
+            "p": [f"{p:.2f}" for p in d["p"]],
+            "CI excludes 0": ["yes" if x else "no" for x in d["excludes 0"]],
+        },
+        index=d.index,
+    )
+
+
+def seed_sd(runs: dict[str, list[dict]], keys) -> float:
+    """The pooled seed-to-seed standard deviation (points) of one run's test accuracy."""
+    variances = [np.var(accuracies(runs, k), ddof=1) for k in keys]
+    return float(np.sqrt(np.mean(variances)))
+
+
+def noise_band(sd: float) -> float:
+    """Half-width (points) of the range that holds 95% of the differences between two single
+    independent runs with no real effect: 1.96 x sqrt(2) x the seed SD of one run."""
+    return 1.96 * math.sqrt(2) * sd
+
+
+def _student_keys(runs) -> list[str]:
+    return [k for k in runs if k != "teacher"]
+
+
+def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
+    """Every number the chapter states, formatted, from the records only."""
+    runs = runs_of(study)
+    teacher, light = runs["teacher"], runs["light_nn/kd"]
+    tc, sc = teacher[0]["config"], light[0]["config"]
+    d = differences(study)
+    report_diffs = [abs(v) for v in d["report (points)"] if not math.isnan(v)]
+    sd = seed_sd(runs, _student_keys(runs))
+    nan_at = f"{REPORT['nan_temperature']:g}"
+    all_student = [r for k in _student_keys(runs) for r in runs[k]]
+    losses = [v for r in all_student for e in r["history"] for k, v in e.items() if "loss" in k]
+    out = {
+        "n_seeds": str(len(teacher)),
+        "train_size": f"{light[0]['train_examples']:,}",
+        "teacher_train_size": f"{teacher[0]['train_examples']:,}",
+        "val_size": f"{tc['data']['validation_size']:,}",
+        "test_size": f"{teacher[0]['test_examples']:,}",
+        "teacher_name": teacher[0]["name"],
+        "teacher_params": f"{teacher[0]['trainable_parameters']:,}",
+        "teacher_epochs": str(tc["epochs"]),
+        "student_epochs": str(sc["epochs"]),
+        "batch_size": str(sc["batch_size"]),
+        "teacher": _pct([100 * r["test_accuracy"] for r in teacher]),
+        "teacher_val": _pct([100 * r["val_accuracy"] for r in teacher]),
+        "n_differences": str(len(d)),
+        "n_excluding_zero": str(int(d["excludes 0"].sum())),
+        "n_report_inside": str(int(sum(bool(x) for x in d["report inside CI"] if x is not None))),
+        "n_report_diffs": str(len(report_diffs)),
+        "report_max_diff": f"{max(report_diffs):.2f}",
+        "report_min_diff": f"{min(report_diffs):.2f}",
+        "seed_sd": f"{sd:.2f}",
+        "n_loss_values": f"{len(losses):,}",
+        "n_nonfinite": str(sum(not math.isfinite(v) for v in losses)),
+        "underflow_gap": f"{underflow_gap():.2f}",
+        "underflow_gap_nan_t": f"{underflow_gap(REPORT['nan_temperature']):.1f}",
+        "underflow_gap_1p5": f"{underflow_gap(1.5):.1f}",
+        "teacher_max_gap": "{:.1f} to {:.1f}".format(
+            min(r["train_max_logit_gap"] for r in teacher),
+            max(r["train_max_logit_gap"] for r in teacher),
+        ),
+        "teacher_median_gap": format_ci(
+            mean_ci([r["train_median_logit_gap"] for r in teacher]), percent=False, digits=1
+        ),
+        "nan_batches_report_t": _nan_batches(teacher, nan_at),
+        "nan_batches_t1": _nan_batches(teacher, "1"),
+        "train_batches": str(teacher[0]["train_batches"]),
+        "seconds": f"{_seconds(study):.0f}",
+        "student_seconds": f"{_seconds(study, teachers=False):.0f}",
+        "teacher_seconds": f"{sum(r['train_seconds'] for r in teacher):.0f}",
+        "teacher_backend": teacher[0]["environment"]["backend"],
+        "student_backend": light[0]["environment"]["backend"],
+        "teacher_origin": _teacher_origin(teacher[0], light[0]),
+    }
+    for _, key, _ in MAIN_ROWS:
+        if key in runs:
+            out[key.replace("/", "_")] = _pct(accuracies(runs, key))
+    for label, row in d.iterrows():
+        out["diff_" + _slug(label)] = _points(row)
+    band = noise_band(sd)
+    beyond = [label for label, _, _, v in comparisons() if not math.isnan(v) and abs(v) > band]
+    n = len(report_diffs)
+    out |= {
+        "noise_band": f"{band:.2f}",
+        "report_beyond_band": f"{len(beyond)} of {n}",
+        "n_report_beyond": str(len(beyond)),
+        "verdict": "No" if not beyond else f"Only {len(beyond)} of {n}",
+        "verdict_sentence": (
+            "None of the report's differences is large enough, as a difference between two "
+            "single runs, to stand out from the variation between seeds measured here."
+            if not beyond
+            else f"{len(beyond)} of the report's {n} differences ({'; '.join(beyond)}) exceed "
+            "that band; the others are within it."
+        ),
+        "report_diffs": _report_diffs_text(),
+        "report_light_diff": f"{REPORT['light_kd'] - REPORT['light_scratch']:+.2f}",
+        "report_simple_diff": f"{REPORT['simple_kd'] - REPORT['simple_scratch']:+.2f}",
+        "teacher_confidence": _confidence(teacher),
+    }
+    return out
+
+
+def _teacher_origin(teacher: dict, student: dict) -> str:
+    """Where the students' teacher was trained: with them, or borrowed from another profile."""
+    tc, sc = teacher["config"], student["config"]
+    if tc["data"] == sc["data"]:
+        return "trained here, on the students' training images"
+    lender = next(
+        (
+            name
+            for name, st in SETTINGS.items()
+            if not st.teacher_profile and teacher_config(st, tc["seed"]) == tc
+        ),
+        "another",
+    )
+    return (
+        f"the `{lender}` profile's, trained on {teacher['train_examples']:,} images on a GPU "
+        f"(Keras's {teacher['environment']['backend']} backend); the students here read its stored "
+        f"logits for their training images, the first {student['train_examples']:,} of its "
+        f"{teacher['train_examples']:,}"
+    )
+
+
+def _report_diffs_text() -> str:
+    """The report's differences in words, from `REPORT`."""
+    c = {label: v for label, _, _, v in comparisons()}
+    return (
+        f"distillation minus scratch is {c['LightNN: KD − scratch']:+.2f} points for LightNN and "
+        f"{c['SimpleNN: KD − scratch']:+.2f} for SimpleNN; T = 1.5 and T = 1.01 score "
+        f"{c['T = 1.5 − T = 2']:+.2f} and {c['T = 1.01 − T = 2']:+.2f} against T = 2; CE 0.5 "
+        f"and CE 0.25 score {c['CE 0.5 − CE 0.75']:+.2f} and {c['CE 0.25 − CE 0.75']:+.2f} "
+        "against CE 0.75"
+    )
+
+
+def _confidence(teacher: list[dict]) -> str:
+    """How our teachers' largest logit gaps compare with the gap that makes T = 1.01 NaN."""
+    largest = max(r["train_max_logit_gap"] for r in teacher)
+    if largest < underflow_gap(REPORT["nan_temperature"]):
+        return "The teachers here are less confident than that"
+    return "Some of the teachers here are as confident as that"
+
+
+# (label, run key, report value): every model of the study, for the table across profiles.
+def _all_rows() -> list[tuple[str, str, float | None]]:
+    rows = [(label, key, REPORT[rk]) for label, key, rk in MAIN_ROWS]
+    rows += [
+        (f"LightNN, T = {t:g}, CE 0.75", temperature_key(t), REPORT["temperature"].get(t))
+        for t in (1.5, 1.01, 1.0)
+    ]
+    rows += [
+        (f"LightNN, T = 2, CE {a:g}", weight_key(a), REPORT["weights"][a]) for a in (0.5, 0.25)
+    ]
+    return rows
+
+
+def scale_table(studies_by_label: dict[str, dict[str, list[dict]]]) -> pd.DataFrame:
+    """Test accuracy of every model: the report's, and this book's in each given study."""
+    runs = {label: runs_of(study) for label, study in studies_by_label.items()}
+    rows = []
+    for label, key, report in _all_rows():
+        row = {"model": label, "report": "—" if report is None else f"{report:.2f}%"}
+        for name, r in runs.items():
+            row[name] = _pct(accuracies(r, key)) if key in r else "—"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+def complete(study: dict[str, list[dict]]) -> bool:
+    """Whether `study` has every condition, with at least two seeds of each run."""
+    if set(study) != set(CONDITIONS):
+        return False
+    runs = runs_of(study)
+    keys = ["teacher"] + [f"{c}/{r.name}" for c, rs in RUNS.items() for r in rs]
+    return all(len(runs.get(k, [])) >= 2 for k in keys)
+
+
+def full_scale_text(study: dict[str, list[dict]] | None) -> str:
+    """A paragraph on the stored results of the `full` profile, from its records only."""
+    if not study or not complete(study):
+        return (
+            "No results of the `full` profile are stored in this checkout; the command in the "
+            "last section makes them."
+        )
+    n = numbers(study)
+    env = study["teacher"][0]["environment"]
+    planned = len(SETTINGS["full"].seeds)
+    return (
+        f"Results of the `full` profile for {n['n_seeds']} of its {planned} seeds are stored "
+        f"with this book, trained on one GPU with Keras's {env['backend']} backend in "
+        f"{n['seconds']} seconds in all. On {n['train_size']} training images, the "
+        f"{n['teacher_name']} teacher reaches {n['teacher']} test accuracy; LightNN "
+        f"{n['light_nn_scratch']} from scratch and {n['light_nn_kd']} distilled, SimpleNN "
+        f"{n['simple_nn_scratch']} and {n['simple_nn_kd']}. Distillation minus scratch, "
+        f"paired by seed, is {n['diff_lightnn_kd_scratch']} for LightNN and "
+        f"{n['diff_simplenn_kd_scratch']} for SimpleNN. At this scale one run's test accuracy "
+        f"varies between seeds with a standard deviation of {n['seed_sd']} points, so two runs "
+        f"without a real difference differ by up to ±{n['noise_band']} points; "
+        f"{n['n_report_beyond']} of the report's {n['n_report_diffs']} differences exceed that, "
+        f"{n['n_excluding_zero']} of the {n['n_differences']} paired differences measured "
+        f"there exclude zero, and {n['n_report_inside']} of the report's "
+        f"{n['n_report_diffs']} differences lie inside their intervals. The largest logit gap "
+        f"of these ResNet-18 teachers on a training image is {n['teacher_max_gap']}, so the "
+        f"tutorial's formula would have logged NaN on {n['nan_batches_report_t']} of "
+        f"{n['train_batches']} batches at T = {REPORT['nan_temperature']:g}."
+    )
+
+
+def _slug(label: str) -> str:
+    keep = "".join(ch if ch.isalnum() else "_" for ch in label.lower())
+    return "_".join(p for p in keep.split("_") if p)
+
+
+def _nan_batches(teacher: list[dict], t: str) -> str:
+    values = [r["tutorial_nan_batches"][t] for r in teacher]
+    return f"{min(values)}" if min(values) == max(values) else f"{min(values)} to {max(values)}"
+
+
+def _seconds(study: dict[str, list[dict]], teachers: bool = True) -> float:
+    """Training time in all: each teacher, and each fused model once per (condition, seed)."""
+    total = 0.0
+    for condition, records in study.items():
+        if condition == "teacher":
+            if not teachers:
+                continue
+            total += sum(r["train_seconds"] for r in records)
+        else:
+            total += sum({r["config"]["seed"]: r["fused_seconds"] for r in records}.values())
+    return total
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def _errorbar(ax, x, values, color, label=None, dx=0.0):
+    s = mean_ci(values)
+    ax.plot(np.full(len(values), x + dx - 0.12), values, "o", color=color, alpha=0.4, ms=4)
+    half = 0 if math.isnan(s["half_width"]) else s["half_width"]
+    ax.errorbar(x + dx, s["mean"], yerr=half, fmt="s", color=color, capsize=4, label=label)
+
+
+def accuracy_figure(study: dict[str, list[dict]]) -> plt.Figure:
+    """Test accuracy of every model: seeds (dots), mean and 95% CI (squares), the report's."""
+    runs = runs_of(study)
+    rows = [(label, key, rk) for label, key, rk in MAIN_ROWS if key in runs]
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
+    for i, (_, key, rk) in enumerate(rows):
+        _errorbar(ax, i, accuracies(runs, key), "C0", "this book: mean, 95% CI" if i == 0 else None)
+        ax.plot(i + 0.18, REPORT[rk], "D", color="C3", label="report" if i == 0 else None)
+    labels = ["teacher", "LightNN\nscratch", "LightNN\nKD", "SimpleNN\nscratch", "SimpleNN\nKD"]
+    ax.set_xticks(range(len(rows)), labels[: len(rows)])
+    ax.set(ylabel="test accuracy (%)")
+    ax.legend(fontsize="small", loc="lower left", bbox_to_anchor=(0, 1), ncols=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def sweeps_figure(study: dict[str, list[dict]]) -> plt.Figure:
+    """LightNN's test accuracy against T (left) and the CE weight (right): this book's seeds,
+    mean and 95% CI, and the report's single runs."""
+    runs = runs_of(study)
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4), sharey=True)
+    temps = sorted(TEMPERATURES)
+    for i, t in enumerate(temps):
+        _errorbar(
+            axes[0], i, accuracies(runs, temperature_key(t)), "C0", "this book" if i == 0 else None
+        )
+        if t in REPORT["temperature"]:
+            marker = "X" if t == REPORT["nan_temperature"] else "D"
+            axes[0].plot(i + 0.18, REPORT["temperature"][t], marker, color="C3", ms=7)
+    axes[0].plot([], [], "D", color="C3", label="report")
+    axes[0].plot([], [], "X", color="C3", label="report, NaN loss")
+    axes[0].set_xticks(range(len(temps)), [f"{t:g}" for t in temps])
+    axes[0].set(xlabel="temperature T (CE weight 0.75)", ylabel="LightNN test accuracy (%)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncols=3, fontsize="small", frameon=False)
+    for i, a in enumerate(WEIGHTS):
+        _errorbar(axes[1], i, accuracies(runs, weight_key(a)), "C0")
+        axes[1].plot(i + 0.18, REPORT["weights"][a], "D", color="C3", ms=7)
+    axes[1].set_xticks(range(len(WEIGHTS)), [f"{a:g} / {1 - a:g}" for a in WEIGHTS])
+    axes[1].set(xlabel="CE / KD weights (T = 2)")
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    return fig
+
+
+def differences_figure(study: dict[str, list[dict]]) -> plt.Figure:
+    """Each paired difference with its 95% CI (this book) and the report's single difference."""
+    d = differences(study)
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(d) + 1.2))
+    y = np.arange(len(d))[::-1]
+    half = np.nan_to_num(np.array([d["mean"] - d["low"], d["high"] - d["mean"]]))
+    ax.errorbar(
+        d["mean"],
+        y,
+        xerr=half,
+        fmt="s",
+        color="C0",
+        capsize=4,
+        label="this book: paired mean, 95% CI",
+    )
+    ax.plot(d["report (points)"], y + 0.2, "D", color="C3", label="report (one run)")
+    ax.axvline(0, color="0.3", lw=1)
+    ax.set_yticks(y, d.index)
+    ax.set(xlabel="difference in test accuracy (percentage points)")
+    ax.legend(fontsize="small", loc="lower left", bbox_to_anchor=(0, 1), ncols=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _band(ax, curves: np.ndarray, color: str, label: str) -> None:
+    cis = [mean_ci(c) for c in curves.T]
+    mean = np.array([c["mean"] for c in cis])
+    half = np.nan_to_num(np.array([c["half_width"] for c in cis]))
+    epochs = np.arange(1, len(mean) + 1)
+    ax.plot(epochs, mean, "o-", ms=3, color=color, label=label)
+    ax.fill_between(epochs, mean - half, mean + half, color=color, alpha=0.15)
+
+
+CURVE_RUNS = (
+    ("LightNN scratch", "light_nn/scratch"),
+    ("LightNN KD, T = 2", "light_nn/kd"),
+    ("T = 1.5", "light_nn/t_1p5"),
+    ("T = 1.01", "light_nn/t_1p01"),
+    ("T = 1", "light_nn/t_1"),
+    ("CE 0.5", "light_nn/alpha_0p5"),
+    ("CE 0.25", "light_nn/alpha_0p25"),
+)
+
+
+def loss_figure(study: dict[str, list[dict]]) -> plt.Figure:
+    """LightNN's training losses per epoch, mean over seeds with a 95% CI band: the hard
+    (cross-entropy) term, the soft (T² KL) term, and validation accuracy."""
+    runs = runs_of(study)
+    fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 3.4), sharex=True)
+    panels = (
+        ("hard_loss", "training CE (hard)"),
+        ("soft_loss", "training T² KL (soft)"),
+        ("val_accuracy", "validation accuracy (%)"),
+    )
+    for i, (label, key) in enumerate(CURVE_RUNS):
+        if key not in runs:
+            continue
+        for ax, (metric, title) in zip(axes, panels, strict=True):
+            scale = 100 if metric == "val_accuracy" else 1
+            curves = scale * np.array([[e[metric] for e in r["history"]] for r in runs[key]])
+            _band(ax, curves, f"C{i}", label)
+            ax.set(title=title, xlabel="epoch")
+    axes[0].xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncols=4, fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    return fig
+
+
+def setup_table(profile: Profile | str) -> pd.DataFrame:
+    """The report's setup next to this profile's."""
+    s = settings(profile)
+    name = profile if isinstance(profile, str) else profile.name
+    train = s.train_size if s.train_size is not None else 50_000 - s.validation_size
+    report = {
+        "training images": "50,000 (all, as in the tutorial)",
+        "validation images": "none (the tutorial has a training and a test set only)",
+        "test images": "10,000 (the official test set)",
+        "teacher": "ResNet-18 (11,173,962 parameters)",
+        "students": "LightNN (267,738), SimpleNN (34,290)",
+        "inputs": "normalised with ImageNet's mean and std; no augmentation (the tutorial's)",
+        "optimiser": "Adam, learning rate 0.001, batch 128 (the tutorial's)",
+        "epochs": "students 10",
+        "distillation": "T = 2, CE 0.75 / KD 0.25, soft term × T²",
+        "runs per number": "1",
+    }
+    t = teacher_settings(s)
+    teacher = teacher_name(s) + f" ({_teacher_params(t):,} trainable parameters)"
+    if s.teacher_profile:
+        t_train = 50_000 - t.validation_size if t.train_size is None else t.train_size
+        teacher += (
+            f", the {s.teacher_profile} profile's (trained on a GPU on {t_train:,} images; "
+            "its stored logits are reused)"
+        )
+    ours = {
+        "training images": f"{train:,}",
+        "validation images": f"{s.validation_size:,}, from the training set",
+        "test images": f"{s.test_size or 10_000:,}",
+        "teacher": teacher,
+        "students": "LightNN (267,738), SimpleNN (34,290)",
+        "inputs": "the same (JPEG re-encoding of CIFAR-10)",
+        "optimiser": f"Adam, learning rate {s.learning_rate:g}, batch {s.batch_size}",
+        "epochs": f"teacher {t.teacher_epochs}, students {s.epochs}",
+        "distillation": "α = 0.75 (CE weight), soft term × T², from cached teacher logits",
+        "runs per number": f"{len(s.seeds)} seeds; mean and 95% CI",
+    }
+    rows = [{"": k, "report": v, f"here ({name} profile)": ours[k]} for k, v in report.items()]
+    return pd.DataFrame(rows).set_index("")
+
+
+def _teacher_params(s: Settings) -> int:
+    model = resnet_cifar(s.teacher_widths, s.teacher_blocks)
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
