@@ -25,19 +25,26 @@ def _pivot(records: list[dict], value: str, epochs: int) -> pd.DataFrame:
     return table.pivot(index="alpha", columns="seed", values=value).sort_index()
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
+    """'97.31%' for a rate."""
     return f"{100 * x:.2f}%"
 
 
-def _diff(summary: dict) -> str:
-    """'+0.41 points [0.12, 0.70], p = 0.02' for a paired difference of accuracies."""
+def points(summary: dict) -> str:
+    """'+0.41 points [+0.12, +0.70]' for a paired difference of rates (95% CI)."""
     if math.isnan(summary["half_width"]):
         return f"{100 * summary['mean']:+.2f} points (one seed: no interval)"
     return (
         f"{100 * summary['mean']:+.2f} points "
-        f"[{100 * summary['low']:+.2f}, {100 * summary['high']:+.2f}], "
-        f"p = {summary['p_value']:.3f}"
+        f"[{100 * summary['low']:+.2f}, {100 * summary['high']:+.2f}]"
     )
+
+
+def diff_text(summary: dict) -> str:
+    """`points` with its p-value: '+0.41 points [+0.12, +0.70], p = 0.020'."""
+    if math.isnan(summary["half_width"]):
+        return points(summary)
+    return f"{points(summary)}, p = {summary['p_value']:.3f}"
 
 
 def _significant(summary: dict) -> bool:
@@ -73,9 +80,9 @@ def headline(records: list[dict], teachers: list[dict]) -> dict[str, str]:
         "alpha0_test": format_ci(alpha_zero),
         "best_alpha": f"{best['alpha']:g}",
         "best_alpha_test": format_ci(best["test"]),
-        "best_alpha_val": _pct(best["val_mean"]),
-        "report_teacher": _pct(REPORT["teacher_test_accuracy"]),
-        "report_alpha1": _pct(REPORT["student_alpha1_test_accuracy"]),
+        "best_alpha_val": pct(best["val_mean"]),
+        "report_teacher": pct(REPORT["teacher_test_accuracy"]),
+        "report_alpha1": pct(REPORT["student_alpha1_test_accuracy"]),
         "report_best_alpha": f"{REPORT['best_alpha']:g}",
     }
 
@@ -115,7 +122,7 @@ def claims(records: list[dict]) -> dict[str, dict]:
     holds = _significant(drop) and drop["mean"] < 0
     out["drop_after_0p8"] = {
         "verdict": _verdict(holds if _significant(drop) else None),
-        "detail": f"accuracy(α=1) − accuracy(α=0.8): {_diff(drop)}",
+        "detail": f"accuracy(α=1) − accuracy(α=0.8): {diff_text(drop)}",
     }
 
     # 2. There is no initial rise from alpha = 0.
@@ -123,7 +130,7 @@ def claims(records: list[dict]) -> dict[str, dict]:
     # Only a significant difference decides: a rise refutes it, a drop supports it.
     out["no_initial_rise"] = {
         "verdict": _verdict(bool(rise["mean"] < 0) if _significant(rise) else None),
-        "detail": f"accuracy(α=0.1) − accuracy(α=0): {_diff(rise)}",
+        "detail": f"accuracy(α=0.1) − accuracy(α=0): {diff_text(rise)}",
     }
 
     # 3. Accuracy peaks at alpha = 0.5 with the longest budget (chosen on validation data).
@@ -135,7 +142,7 @@ def claims(records: list[dict]) -> dict[str, dict]:
         "verdict": _verdict(peak),
         "detail": (
             f"best α on validation data: {best['alpha']:g}; "
-            f"accuracy(α={best['alpha']:g}) − accuracy(α=0.5): {_diff(gap)}"
+            f"accuracy(α={best['alpha']:g}) − accuracy(α=0.5): {diff_text(gap)}"
         ),
     }
 
@@ -165,12 +172,12 @@ def claims(records: list[dict]) -> dict[str, dict]:
             "verdict": _verdict(bool(gain["mean"] > 0) if _significant(gain) else None),
             "detail": (
                 f"best α on validation data: {best['alpha']:g}; "
-                f"accuracy(α={best['alpha']:g}) − accuracy(α=1): {_diff(gain)}"
+                f"accuracy(α={best['alpha']:g}) − accuracy(α=1): {diff_text(gain)}"
             ),
         }
     out["mean_by_alpha"] = {
         "verdict": "",
-        "detail": ", ".join(f"{a:g}: {_pct(v)}" for a, v in mean.items()),
+        "detail": ", ".join(f"{a:g}: {pct(v)}" for a, v in mean.items()),
     }
     return out
 

@@ -22,6 +22,7 @@ import pandas as pd
 from kdutils.data import DEBIAN_DATASETS_DIR, IDX_SHA256, load_dataset
 from kdutils.plots import WIDTH
 from kdutils.profiles import Profile
+from kdutils.report import pct, points
 from kdutils.results import budgets_table, read_json, write_json
 from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
 from kdutils.studies import sweeps
@@ -188,11 +189,11 @@ def dataset_numbers(study: dict[str, list[dict]], dataset: str) -> dict[str, str
         "teacher": format_ci(teacher_accuracy(study[dataset])),
         "alpha1": format_ci(mean_ci(_by_seed(frame, dataset, 1.0))),
         "alpha0": format_ci(mean_ci(_by_seed(frame, dataset, 0.0))),
-        "alpha0_vs_1": ss.points(zero),
+        "alpha0_vs_1": points(zero),
         "best_alpha": f"{best['alpha']:g}",
-        "best_val": ss.pct(best["val_mean"]),
+        "best_val": pct(best["val_mean"]),
         "best_test": format_ci(best["test"]),
-        "best_vs_1": "none: it is α = 1" if best["alpha"] == 1.0 else ss.points(best["gain"]),
+        "best_vs_1": "none: it is α = 1" if best["alpha"] == 1.0 else points(best["gain"]),
         "best_vs_1_verdict": "the same as" if best["alpha"] == 1.0 else ss.verdict(best["gain"]),
         "range": f"{100 * float(means.max() - means.min()):.2f}",
         "n_better": str(len(better)),

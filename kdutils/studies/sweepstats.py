@@ -15,6 +15,7 @@ import pandas as pd
 
 from kdutils.profiles import Profile, config_key
 from kdutils.report import best_alpha as _best_alpha
+from kdutils.report import diff_text
 from kdutils.results import budgets_table, read_json
 from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
 from kdutils.studies import sweeps
@@ -44,21 +45,6 @@ def current(study: dict[str, list[dict]], variants: dict[str, Profile]) -> dict[
 def missing(study: dict[str, list[dict]], variants: dict[str, Profile]) -> list[str]:
     """The conditions of `variants` without a record for every (alpha, seed)."""
     return [c for c, v in variants.items() if len(study.get(c, [])) != len(v.alphas) * len(v.seeds)]
-
-
-def pct(x: float) -> str:
-    """'97.31%' for a rate."""
-    return f"{100 * x:.2f}%"
-
-
-def points(summary: dict) -> str:
-    """'+0.41 points [+0.12, +0.70]' for a paired difference of rates (no p-value)."""
-    if math.isnan(summary["half_width"]):
-        return f"{100 * summary['mean']:+.2f} points (one seed: no interval)"
-    return (
-        f"{100 * summary['mean']:+.2f} points "
-        f"[{100 * summary['low']:+.2f}, {100 * summary['high']:+.2f}]"
-    )
 
 
 def teacher_records(variant: Profile) -> list[dict]:
@@ -114,17 +100,6 @@ def paired(a: pd.Series, b: pd.Series) -> dict:
 def significant(summary: dict) -> bool:
     """True when the 95% interval of a difference excludes 0."""
     return not math.isnan(summary["half_width"]) and (summary["low"] > 0 or summary["high"] < 0)
-
-
-def diff_text(summary: dict) -> str:
-    """'+0.41 points [+0.12, +0.70], p = 0.020' for a paired difference of rates."""
-    if math.isnan(summary["half_width"]):
-        return f"{100 * summary['mean']:+.2f} points (one seed: no interval)"
-    return (
-        f"{100 * summary['mean']:+.2f} points "
-        f"[{100 * summary['low']:+.2f}, {100 * summary['high']:+.2f}], "
-        f"p = {summary['p_value']:.3f}"
-    )
 
 
 def gain_text(summary: dict, best: float) -> str:

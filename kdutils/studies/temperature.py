@@ -21,6 +21,7 @@ import pandas as pd
 from kdutils import plots
 from kdutils.plots import WIDTH
 from kdutils.profiles import Profile
+from kdutils.report import pct, points
 from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
 from kdutils.studies import sweeps
 from kdutils.studies import sweepstats as ss
@@ -209,10 +210,10 @@ def best_table(frame: pd.DataFrame) -> pd.DataFrame:
         {
             "T": [f"{t:g}" for t in rows["temperature"]],
             "best α (validation)": [f"{a:g}" for a in rows["alpha"]],
-            "validation accuracy": [ss.pct(v) for v in rows["val_mean"]],
+            "validation accuracy": [pct(v) for v in rows["val_mean"]],
             "test accuracy at that α": [format_ci(s) for s in rows["test"]],
             "minus α = 1 (test, paired)": [
-                "— (α = 1 itself)" if a == 1.0 else ss.points(s)
+                "— (α = 1 itself)" if a == 1.0 else points(s)
                 for a, s in zip(rows["alpha"], rows["gain"], strict=True)
             ],
             "range across α (test)": [f"{100 * r:.2f} points" for r in rows["range"]],
@@ -360,13 +361,13 @@ def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
     best = best_by_temperature(frame).set_index("temperature")
     out["best_t"] = f"{pair['temperature']:g}"
     out["best_alpha"] = f"{pair['alpha']:g}"
-    out["best_val"] = ss.pct(pair["val_mean"])
+    out["best_val"] = pct(pair["val_mean"])
     out["best_test"] = format_ci(pair["test"])
     test = _by_seed(last, pair["temperature"], pair["alpha"], "test_accuracy")
     labels_only = _by_seed(last, pair["temperature"], 1.0, "test_accuracy")
     gain = paired_difference(test.to_numpy(), labels_only.to_numpy())
     itself = pair["alpha"] == 1.0
-    out["best_vs_alpha1"] = "none: it is α = 1" if itself else ss.points(gain)
+    out["best_vs_alpha1"] = "none: it is α = 1" if itself else points(gain)
     out["best_vs_alpha1_verdict"] = "the same as" if itself else ss.verdict(gain)
     out["alpha1_test"] = format_ci(mean_ci(labels_only.to_numpy()))
     if BASE_TEMPERATURE in best.index:
@@ -376,7 +377,7 @@ def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
         out["base_t"] = f"{BASE_TEMPERATURE:g}"
         out["base_alpha"] = f"{base['alpha']:g}"
         out["base_test"] = format_ci(base["test"])
-        out["best_vs_base"] = ss.points(vs_base)
+        out["best_vs_base"] = points(vs_base)
         out["best_vs_base_verdict"] = ss.verdict(vs_base)
 
     # Does the best alpha move with T? Does a good T make alpha matter less?
@@ -428,7 +429,7 @@ def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
     out["a0_kl_min_t"] = f"{kl0.idxmin():g}"
     out["a0_kl_min"] = f"{kl0.min():.3f}"
     out["a0_fid_max_t"] = f"{fid0.idxmax():g}"
-    out["a0_fid_max"] = ss.pct(fid0.max())
+    out["a0_fid_max"] = pct(fid0.max())
     high_vs_low = paired_difference(
         _by_seed(last, high_t, 0.0, "test_accuracy").to_numpy(),
         _by_seed(last, low_t, 0.0, "test_accuracy").to_numpy(),
@@ -445,7 +446,7 @@ def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
     out["a0_kl_verdict"] = {True: "lower", False: "not resolved"}[
         ss.significant(kl_diff) and kl_diff["mean"] < 0
     ]
-    out["a0_high_vs_low"] = ss.points(high_vs_low)
+    out["a0_high_vs_low"] = points(high_vs_low)
     out["a1_kl"] = _kl(_cell(frame, temps[0], 1.0, "test_kl"))
     out["a1_fidelity"] = format_ci(_cell(frame, temps[0], 1.0, "test_fidelity"))
     return out
