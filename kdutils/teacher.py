@@ -47,14 +47,13 @@ def load_teacher(profile: Profile, seed: int, directory: Path) -> Teacher | None
     return Teacher(record, logits)
 
 
-def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | None = None):
-    """Train the teacher of `seed` on the (noisy) training split and cache it."""
-    config = profile.teacher_config(seed)
-    data = data or load_dataset(**config["data"])
-    set_seed(seed)
-    model = build_model(profile.teacher, data.x_train.shape[1:], data.num_classes)
+def fit_supervised(
+    model: keras.Model, optimizer, data: Dataset, batch_size: int, epochs: int
+) -> tuple[dict, float]:
+    """Train `model` (logits) with cross-entropy on `data`'s training labels, validating on
+    its validation split; return the Keras history and the training seconds."""
     model.compile(
-        optimizer=keras.optimizers.Adam(profile.learning_rate),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         steps_per_execution=STEPS_PER_EXECUTION,
@@ -64,11 +63,26 @@ def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | 
         data.x_train,
         data.y_train,
         validation_data=(data.x_val, data.y_val),
-        batch_size=profile.batch_size,
-        epochs=profile.teacher_epochs,
+        batch_size=batch_size,
+        epochs=epochs,
         verbose=0,
     ).history
-    train_time = time.perf_counter() - start
+    return history, time.perf_counter() - start
+
+
+def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | None = None):
+    """Train the teacher of `seed` on the (noisy) training split and cache it."""
+    config = profile.teacher_config(seed)
+    data = data or load_dataset(**config["data"])
+    set_seed(seed)
+    model = build_model(profile.teacher, data.x_train.shape[1:], data.num_classes)
+    history, train_time = fit_supervised(
+        model,
+        keras.optimizers.Adam(profile.learning_rate),
+        data,
+        profile.batch_size,
+        profile.teacher_epochs,
+    )
     inputs = {"train": data.x_train, "val": data.x_val, "test": data.x_test}
     logits = {s: model.predict(x, batch_size=512, verbose=0) for s, x in inputs.items()}
     record = {

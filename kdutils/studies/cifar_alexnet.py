@@ -35,6 +35,7 @@ from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_ke
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
+from kdutils.teacher import fit_supervised
 
 TITLE = "AlexNet to a small CNN on CIFAR-10"
 
@@ -262,22 +263,9 @@ def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset) -
     set_seed(seed)
     teacher = build_teacher(profile, data)
     model = keras.Sequential([crop_and_flip(PADDING, seed=seed), teacher], name="augmented")
-    model.compile(
-        optimizer=sgd(p, len(data.y_train), p.teacher_epochs),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        steps_per_execution=STEPS_PER_EXECUTION,
+    history, seconds = fit_supervised(
+        model, sgd(p, len(data.y_train), p.teacher_epochs), data, p.batch_size, p.teacher_epochs
     )
-    start = time.perf_counter()
-    history = model.fit(
-        data.x_train,
-        data.y_train,
-        validation_data=(data.x_val, data.y_val),
-        batch_size=p.batch_size,
-        epochs=p.teacher_epochs,
-        verbose=0,
-    ).history
-    seconds = time.perf_counter() - start
     logits = _predict(teacher, data)
     record = {
         "config": config,
