@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -66,6 +68,35 @@ MODE_NAMES = {
     "fused_spe": "fused alphas, 32 steps per call",
     "null": "null model (pipeline floor)",
 }
+
+
+def speed_benchmarks(directory: Path) -> dict[str, dict]:
+    """The JSON files of `benchmarks/speed.py` in `directory`, by file stem.
+
+    Other timings stored beside them (a study's own GPU timing, say) have no per-mode
+    `rows` and are skipped.
+    """
+    found = {p.stem: json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json"))}
+    return {name: b for name, b in found.items() if {"machine", "rows", "settings"} <= set(b)}
+
+
+def benchmarks_overview(benchmarks: dict[str, dict]) -> pd.DataFrame:
+    """One row per speed benchmark: its date, machine, backend and fused-student speed."""
+    return pd.DataFrame(
+        {
+            name: {
+                "date": b["date"][:10],
+                "machine": b["machine"]["cpu"],
+                "accelerators": ", ".join(b["machine"]["devices"]) or "none",
+                "backend": b["machine"]["backend"],
+                "images": b["settings"]["images"],
+                "fused s/epoch": next(
+                    r["seconds_per_epoch"] for r in b["rows"] if r["mode"] == "fused_spe"
+                ),
+            }
+            for name, b in benchmarks.items()
+        }
+    ).T
 
 
 def benchmark_table(result: dict) -> pd.DataFrame:

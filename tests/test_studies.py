@@ -66,3 +66,17 @@ def test_flops_of_the_report_student_by_hand():
     assert perf.training_flops(student) == 3 * by_hand
     assert perf.matmul_rate(size=128, repeats=2) > 0
     assert perf.peak_rss_mib() > 10
+
+
+def test_performance_chapter_lists_only_speed_benchmarks(tmp_path):
+    """Other timings in results/benchmarks/ (a study's GPU timing) must not break the table."""
+    from kdutils.results import ROOT
+
+    stored = perf.speed_benchmarks(ROOT / "results" / "benchmarks")
+    assert "cpu" in stored and "cifar_features_gpu" not in stored
+    table = perf.benchmarks_overview(stored)
+    assert list(table.index) == list(stored) and table["fused s/epoch"].gt(0).all()
+
+    (tmp_path / "cpu.json").write_text((ROOT / "results/benchmarks/cpu.json").read_text())
+    (tmp_path / "study_gpu.json").write_text('{"date": "2026-11-26", "what": "a timing"}')
+    assert list(perf.speed_benchmarks(tmp_path)) == ["cpu"]
