@@ -1,6 +1,9 @@
 # make test  - build .venv from requirements.txt if missing or stale, lint, run the unit tests
 # make book  - run the alpha sweep for PROFILE (default: default), then build the HTML book
 PROFILE ?= default
+# Processes at a time for the tests (pytest-xdist, a file per worker) and the sweep's
+# notebooks: 2 overlaps kernel start-up, imports and subprocesses on a 2-core machine.
+JOBS ?= 2
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -49,11 +52,11 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 test: venv lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(JOBS) --dist loadfile
 
 sweep: venv
-	$(PY) -m kdutils.sweep --profile $(PROFILE) --fused
-	$(PY) -m kdutils.sweep --profile $(PROFILE) --study all
+	$(PY) -m kdutils.sweep --profile $(PROFILE) --fused --jobs $(JOBS)
+	$(PY) -m kdutils.sweep --profile $(PROFILE) --study all --jobs $(JOBS)
 
 html: venv
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,28 @@ def _atomic(path: Path, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `<path>.lock` (waiting for it) while the block runs.
+
+    Sweeps run side by side (`python -m kdutils.sweep --jobs 2`) share cached teachers; the
+    lock makes the second one wait and load what the first trained. A no-op without fcntl.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no concurrent sweeps there
+        yield
+        return
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def epoch_records(history: dict[str, list[float]]) -> list[dict[str, float]]:

@@ -6,11 +6,18 @@ Teachers are trained first, once per seed. Each alpha's notebook (`notebooks/dis
 then trains a new student per seed and writes `results/<profile>/runs/alpha_*_seed*.json`
 atomically; the executed notebook becomes the book page `book/runs/<profile>/alpha_*.ipynb`.
 A rerun skips what is done, so a killed sweep loses only the run in flight.
+
+    python -m kdutils.sweep --profile smoke --study all --jobs 2
+
+runs the studies beyond the report, each condition in its own executed page; `--jobs 2`
+runs two studies at a time, which overlaps their kernels' start-up on a 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import multiprocessing
 import os
 import shutil
 import sys
@@ -122,12 +129,14 @@ def run_sweep(
     keep_going: bool = False,
     log=print,
     fused: bool = False,
+    jobs: int = 1,
 ) -> list[float]:
     """Train teachers, then execute one notebook per unfinished alpha. Returns failed alphas.
 
     With `fused`, the students of all unfinished alphas of a seed first train together in one
     `FusedDistiller` (kdutils.fused); each alpha's notebook then finds its results stored and
     only reports them, so there is still one executed page and one results file per run.
+    `jobs` notebooks run at a time; they are independent once the teachers are trained.
     """
     from kdutils.teacher import get_teacher
 
@@ -152,6 +161,12 @@ def run_sweep(
                 f"fused: {len(todo)} students of seed {seed} trained together in "
                 f"{time.perf_counter() - start:.0f} s"
             )
+    if jobs > 1:
+        pages_args = [(profile, a, pages, directory / "failed") for a in todo]
+        done = in_processes(execute_alpha, pages_args, jobs, keep_going)
+        for alpha, outcome in zip(todo, done, strict=True):
+            log(f"alpha={alpha:g}: {outcome}")
+        return [a for a, outcome in zip(todo, done, strict=True) if isinstance(outcome, Exception)]
     failures, spent = [], []
     for i, alpha in enumerate(todo, start=1):
         start = time.perf_counter()
@@ -168,6 +183,31 @@ def run_sweep(
         eta = sum(spent) / len(spent) * (len(todo) - i)
         log(f"[{i}/{len(todo)}] alpha={alpha:g} done in {spent[-1]:.0f} s, ETA {eta:.0f} s: {page}")
     return failures
+
+
+def in_processes(function, arguments: list[tuple], jobs: int, keep_going: bool) -> list:
+    """`function(*args)` for each tuple of `arguments`, `jobs` fresh processes at a time.
+
+    Returns each call's result, or the exception it raised; after a failure without
+    `keep_going`, the calls not yet started are cancelled (their entry is CancelledError).
+    """
+    from concurrent.futures import CancelledError, ProcessPoolExecutor
+
+    # spawn: a fresh interpreter per worker, never a fork of a process holding TF threads
+    context = multiprocessing.get_context("spawn")
+    outcomes: list = [CancelledError() for _ in arguments]
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(function, *args) for args in arguments]
+        for i, future in enumerate(futures):
+            try:
+                outcomes[i] = future.result()
+            except CancelledError:
+                continue
+            except Exception as error:
+                outcomes[i] = error
+                if not keep_going:
+                    pool.shutdown(cancel_futures=True)  # running calls finish their page
+    return outcomes
 
 
 def _kernel_environment(profile: Profile, results_root) -> Path:
@@ -229,6 +269,36 @@ def run_study(
     return failures
 
 
+def run_studies(
+    profile: Profile,
+    names: list[str],
+    results_root=None,
+    pages: Path = PAGES,
+    keep_going: bool = False,
+    jobs: int = 1,
+) -> list[str]:
+    """`run_study` for each of `names`, `jobs` studies at a time. Returns the failures.
+
+    Each study runs its conditions in order (a condition may read an earlier one's teacher);
+    with `jobs` > 1 a failed page stops its own study, not the others. Side by side, studies
+    share only atomically written files and cached teachers, which
+    `kdutils.teacher.get_teacher` trains under a lock, so no teacher is trained twice.
+    """
+    failures: list[str] = []
+    if jobs <= 1:
+        for study in names:
+            failures += run_study(profile, study, results_root, pages, keep_going)
+            if failures and not keep_going:
+                break
+        return failures
+    log = functools.partial(print, flush=True)  # children's lines as they happen
+    studies_args = [(profile, study, results_root, pages, keep_going, log) for study in names]
+    outcomes = in_processes(run_study, studies_args, jobs, keep_going)
+    for study, outcome in zip(names, outcomes, strict=True):
+        failures += outcome if isinstance(outcome, list) else [f"{study} ({outcome!r})"]
+    return failures
+
+
 def log_session(directory: Path, started: str, seconds: float, failures: list[float]) -> None:
     """Append this invocation's wall time to `<results>/sweep.json` (a list of sessions)."""
     from kdutils.repro import environment
@@ -266,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         help="run these studies (kdutils.studies.STUDIES, or 'all') instead of the alpha sweep",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="run this many alpha notebooks (with --study: studies) at a time",
+    )
     args = parser.parse_args(argv)
     profile = get_profile(args.profile).override(
         seeds=args.seeds, train_size=args.train_size, epochs=args.epochs
@@ -278,13 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         from kdutils.studies import available_studies
 
         names = available_studies() if args.study == ["all"] else args.study
-        failures = []
-        for study in names:
-            failures += run_study(
-                profile, study, args.results_dir, Path(args.pages_dir), args.keep_going
-            )
-            if failures and not args.keep_going:
-                break
+        failures = run_studies(
+            profile, names, args.results_dir, Path(args.pages_dir), args.keep_going, args.jobs
+        )
     else:
         failures = run_sweep(
             profile,
@@ -293,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.pages_dir),
             args.keep_going,
             fused=args.fused,
+            jobs=args.jobs,
         )
     seconds = time.perf_counter() - start
     print(f"sweep {profile.name} finished in {seconds:.0f} s", flush=True)

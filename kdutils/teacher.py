@@ -14,7 +14,7 @@ from kdutils.data import Dataset, load_dataset
 from kdutils.models import build_model
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, write_json, write_npz
+from kdutils.results import epoch_records, exclusive, read_json, write_json, write_npz
 
 SPLITS = ("train", "val", "test")
 
@@ -107,5 +107,13 @@ def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | 
 
 
 def get_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | None = None):
-    """The cached teacher of `seed`, trained first if there is none for this config."""
-    return load_teacher(profile, seed, directory) or train_teacher(profile, seed, directory, data)
+    """The cached teacher of `seed`, trained first if there is none for this config.
+
+    Concurrent callers train one teacher once: the others wait for it and load it.
+    """
+    if cached := load_teacher(profile, seed, directory):
+        return cached
+    with exclusive(teacher_paths(directory, seed)[0]):
+        return load_teacher(profile, seed, directory) or train_teacher(
+            profile, seed, directory, data
+        )

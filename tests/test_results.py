@@ -2,6 +2,8 @@
 
 import json
 import math
+import multiprocessing
+import time
 
 import numpy as np
 import pytest
@@ -71,6 +73,30 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left
     (tmp_path / "bad.json").write_text('{"trunc')
     assert results.read_json(tmp_path / "bad.json") is None
+
+
+def _hold_lock(path: str, log: str, seconds: float) -> None:
+    with results.exclusive(path):
+        with open(log, "a") as f:
+            f.write("enter\n")
+        time.sleep(seconds)
+        with open(log, "a") as f:
+            f.write("leave\n")
+
+
+def test_exclusive_lets_one_process_in_at_a_time(tmp_path):
+    """Two sweeps side by side train a shared teacher once: the second waits for the lock."""
+    log = tmp_path / "log.txt"
+    context = multiprocessing.get_context("spawn")
+    args = (str(tmp_path / "teachers" / "seed0.json"), str(log), 0.5)
+    procs = [context.Process(target=_hold_lock, args=args) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert log.read_text().split() == ["enter", "leave", "enter", "leave"]
+    assert (tmp_path / "teachers" / "seed0.json.lock").exists()
 
 
 def test_mean_ci_matches_scipy_t_interval():

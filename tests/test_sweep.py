@@ -115,8 +115,9 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
 
 
 def test_fused_sweep_writes_one_page_and_one_record_per_alpha(tmp_path):
+    # --jobs 2: the pages are executed two at a time, as `make book` does
     done = subprocess.run(
-        sweep_command(tmp_path, 0.0, 0.5, 1.0, extra=["--fused"]),
+        sweep_command(tmp_path, 0.0, 0.5, 1.0, extra=["--fused", "--jobs", "2"]),
         env=env(),
         capture_output=True,
         text=True,
@@ -147,3 +148,15 @@ def test_fused_sweep_writes_one_page_and_one_record_per_alpha(tmp_path):
         timeout=600,
     )
     assert "3 of 3 alphas already done" in again.stdout
+
+
+def _square(x: int) -> int:
+    if x < 0:
+        raise ValueError(f"negative: {x}")
+    return x * x
+
+
+def test_in_processes_returns_results_and_errors_in_order():
+    outcomes = sweep.in_processes(_square, [(1,), (2,), (-1,), (3,)], jobs=2, keep_going=True)
+    assert outcomes[:2] == [1, 4] and outcomes[3] == 9
+    assert isinstance(outcomes[2], ValueError) and "negative: -1" in str(outcomes[2])
