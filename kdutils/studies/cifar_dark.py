@@ -44,6 +44,7 @@ from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
+from kdutils.teacher import fit_supervised
 
 TITLE = "Learning dark knowledge on CIFAR-10"
 
@@ -438,23 +439,9 @@ def train_teacher(s: Settings, seed: int, directory: Path, data: Dataset) -> tup
     config = teacher_config(s, seed)
     set_seed(seed)
     model = resnet_cifar(s.teacher_widths, s.teacher_blocks, data.x_train.shape[1:], name="teacher")
-    _compile(
-        model,
-        s,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    start = time.perf_counter()
-    fit = model.fit(
-        data.x_train,
-        data.y_train,
-        validation_data=(data.x_val, data.y_val),
-        batch_size=s.batch_size,
-        epochs=s.teacher_epochs,
-        verbose=0,
-    )
-    seconds = time.perf_counter() - start
-    history = epoch_records(fit.history)
+    optimizer = keras.optimizers.Adam(s.learning_rate)
+    fit, seconds = fit_supervised(model, optimizer, data, s.batch_size, s.teacher_epochs)
+    history = epoch_records(fit)
     _check_finite(history, "teacher")
     logits = _predict(model, {"train": data.x_train, "val": data.x_val, "test": data.x_test})
     record = {
