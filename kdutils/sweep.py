@@ -32,6 +32,9 @@ from kdutils.results import ROOT, results_dir
 NOTEBOOK = ROOT / "notebooks" / "distill.md"
 STUDY_NOTEBOOK = ROOT / "notebooks" / "study_run.md"
 PAGES = ROOT / "book" / "runs"
+# Kernels started side by side (--jobs) can race for a free TCP port, and one then dies
+# before running a cell ("Address already in use"); such a page is started again.
+KERNEL_START_ATTEMPTS = 3
 
 
 def page_path(pages: Path, profile: Profile, alpha: float) -> Path:
@@ -89,27 +92,46 @@ def execute_page(notebook_path: Path, parameters: dict, page: Path, failed: Path
     with tempfile.TemporaryDirectory() as tmp:
         source, output = Path(tmp) / "source.ipynb", Path(tmp) / page.name
         nbformat.write(notebook, source)
-        try:
-            executed = papermill.execute_notebook(
-                str(source),
-                str(output),
-                parameters=parameters,
-                cwd=str(notebook_path.parent),
-                kernel_name="python3",
-                progress_bar=False,
-            )
-        except Exception:
-            failed.mkdir(parents=True, exist_ok=True)
-            kept = failed / page.name
-            if output.exists():
-                shutil.move(output, kept)
-                print(f"  failed; partial executed notebook: {kept}", flush=True)
-            raise
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                executed = papermill.execute_notebook(
+                    str(source),
+                    str(output),
+                    parameters=parameters,
+                    cwd=str(notebook_path.parent),
+                    kernel_name="python3",
+                    progress_bar=False,
+                )
+                break
+            except Exception as error:
+                if attempt < KERNEL_START_ATTEMPTS and not _ran_any_cell(output):
+                    print(f"  kernel never ran a cell ({error}); starting another", flush=True)
+                    continue
+                _keep_failed(output, failed / page.name)
+                raise
     _retitle(executed, title)
     partial = page.with_name(f".{page.name}.tmp")
     nbformat.write(executed, partial)
     os.replace(partial, page)  # atomic: a page on disk is always a complete run
     return page
+
+
+def _ran_any_cell(output: Path) -> bool:
+    """Whether papermill's output notebook shows a cell executed (False if there is none)."""
+    import nbformat
+
+    if not output.exists():
+        return False
+    cells = nbformat.read(output, as_version=4).cells
+    return any(c.get("execution_count") is not None for c in cells if c.cell_type == "code")
+
+
+def _keep_failed(output: Path, kept: Path) -> None:
+    """Move the partial executed notebook of a failed run into `failed/` for a look."""
+    if output.exists():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(output, kept)
+        print(f"  failed; partial executed notebook: {kept}", flush=True)
 
 
 def _retitle(notebook, title: str) -> None:

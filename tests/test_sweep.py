@@ -160,3 +160,48 @@ def test_in_processes_returns_results_and_errors_in_order():
     outcomes = sweep.in_processes(_square, [(1,), (2,), (-1,), (3,)], jobs=2, keep_going=True)
     assert outcomes[:2] == [1, 4] and outcomes[3] == 9
     assert isinstance(outcomes[2], ValueError) and "negative: -1" in str(outcomes[2])
+
+
+TINY = """# %% [markdown]
+# # Tiny
+
+# %% tags=["parameters"]
+x = 1
+
+# %%
+assert x > 0, "x must be positive"
+print(f"double: {2 * x}")
+"""
+
+
+def test_page_whose_kernel_never_ran_a_cell_is_started_again(tmp_path, monkeypatch):
+    """Kernels started side by side can race for a port and die at start-up: start another."""
+    import papermill
+
+    real, calls, died = papermill.execute_notebook, [], []
+
+    def dies_once_at_start(source, output, **kwargs):
+        calls.append(kwargs["parameters"])
+        if not died:  # what papermill leaves then: the notebook, no cell executed
+            died.append(True)
+            nbformat.write(nbformat.read(source, as_version=4), output)
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(source, output, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", dies_once_at_start)
+    notebook = tmp_path / "tiny.py"
+    notebook.write_text(TINY)
+    failed = tmp_path / "failed"
+    page = sweep.execute_page(notebook, {"x": 21}, tmp_path / "tiny.ipynb", failed, "Run: tiny")
+    assert len(calls) == 2
+    cells = nbformat.read(page, as_version=4).cells
+    text = "".join(o.get("text", "") for c in cells for o in c.get("outputs", []))
+    assert "double: 42" in text
+    assert not failed.exists()
+
+    # A cell that fails is the notebook's own error: no second start, the page kept in failed/.
+    calls.clear()
+    with pytest.raises(Exception, match="x must be positive"):
+        sweep.execute_page(notebook, {"x": -1}, tmp_path / "bad.ipynb", failed, "Run: bad")
+    assert len(calls) == 1 and (failed / "bad.ipynb").exists()
+    assert not (tmp_path / "bad.ipynb").exists()
