@@ -282,5 +282,5 @@ def test_profiles_table():
     assert "name" not in table.index
     assert table.loc["seeds", "default"] == "0, 1, 2"
     assert table.loc["alphas", "smoke"].startswith("0, 0.1, 0.2")
-    assert table.loc["train_size", "full"] is None
+    assert table.loc["train_size", "full"] == 10_000
     assert isinstance(table, pd.DataFrame)

@@ -18,7 +18,9 @@ def test_profiles_are_complete_and_budgets_end_at_epochs():
     default = get_profile("default")
     assert default.alphas == ALPHAS and len(ALPHAS) == 11 and ALPHAS[-1] == 1.0
     assert len(default.seeds) >= 3 and len(get_profile("full").seeds) >= 5
-    assert get_profile("full").train_size is None  # all training images
+    full = get_profile("full")  # the report's stated setting
+    assert full.train_size == 10_000 and full.noise_rate == 0.05
+    assert full.budgets == (100, 300, 500, 1000)
     with pytest.raises(ValueError, match="budgets"):
         default.replace(epochs=7)
     with pytest.raises(ValueError, match="unknown profile='big'"):
