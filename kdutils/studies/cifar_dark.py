@@ -40,7 +40,7 @@ from kdutils.fused import FusedDistiller, split_history
 from kdutils.losses import check_temperature, combine, cross_entropy, distillation_loss
 from kdutils.models import build_model, resnet_cifar
 from kdutils.plots import WIDTH
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
@@ -251,7 +251,7 @@ def load_record(s: Settings, condition: str, seed: int, directory: Path, run: Ru
     """The stored record of this run if its config matches, else None."""
     record = read_json(record_path(directory, seed, run))
     expected = teacher_config(s, seed) if run is None else run_config(s, condition, run, seed)
-    if record and record.get("config") == expected:
+    if record and same_config(record.get("config"), expected):
         return record
     return None
 
@@ -863,13 +863,13 @@ def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
 def _teacher_origin(teacher: dict, student: dict) -> str:
     """Where the students' teacher was trained: with them, or borrowed from another profile."""
     tc, sc = teacher["config"], student["config"]
-    if tc["data"] == sc["data"]:
+    if same_config(tc["data"], sc["data"]):
         return "trained here, on the students' training images"
     lender = next(
         (
             name
             for name, st in SETTINGS.items()
-            if not st.teacher_profile and teacher_config(st, tc["seed"]) == tc
+            if not st.teacher_profile and same_config(tc, teacher_config(st, tc["seed"]))
         ),
         "another",
     )
