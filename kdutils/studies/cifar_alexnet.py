@@ -127,6 +127,10 @@ def conditions(profile: Profile) -> list[str]:
     return list(CONDITIONS)
 
 
+def datasets(profile: Profile, condition: str) -> set[str]:
+    return {settings(profile).dataset}
+
+
 def alpha_of(condition: str) -> float:
     """The alpha of a student condition ('alpha_0p5' -> 0.5)."""
     for alpha in ALPHAS:

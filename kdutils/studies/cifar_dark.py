@@ -182,6 +182,10 @@ def conditions(profile: Profile) -> list[str]:
     return list(CONDITIONS)
 
 
+def datasets(profile: Profile, condition: str) -> set[str]:
+    return {settings(profile).data_config(0)["name"]}
+
+
 def teacher_settings(s: Settings) -> Settings:
     """The settings the teachers of `s` are trained with (another profile's, if it borrows)."""
     return SETTINGS[s.teacher_profile] if s.teacher_profile else s

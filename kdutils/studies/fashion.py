@@ -49,6 +49,11 @@ def conditions(profile: Profile) -> list[str]:
     return list(SETTINGS[profile.name]["datasets"])
 
 
+def datasets(profile: Profile, condition: str) -> set[str]:
+    """Each condition trains on its own dataset."""
+    return {variant(profile, condition).dataset}
+
+
 def variant(profile: Profile, condition: str) -> Profile:
     """The condition's profile: the studies' base sweep on this dataset (alphas: `SETTINGS`)."""
     if condition not in conditions(profile):

@@ -134,6 +134,10 @@ def conditions(profile: Profile) -> list[str]:
     return list(CONDITIONS)
 
 
+def datasets(profile: Profile, condition: str) -> set[str]:
+    return {settings(profile).dataset}
+
+
 # --- configs ---------------------------------------------------------------------------------
 
 

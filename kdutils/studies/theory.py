@@ -64,6 +64,11 @@ def conditions(profile: Profile) -> list[str]:
     return list(CONDITIONS)
 
 
+def datasets(profile: Profile, condition: str) -> set[str]:
+    """None: the data are simulated."""
+    return set()
+
+
 def noise_grid(levels: int) -> list[float]:
     """`levels` label-noise variances σ², log-spaced over NOISE_RANGE."""
     low, high = np.log10(NOISE_RANGE)
