@@ -88,7 +88,8 @@ def check_data(profile: Profile, scope: str, results_root=None, pages=PAGES) -> 
         print(f"data ({profile.name}, {scope}): nothing to train, so no dataset is needed")
     missing = []
     for name in sorted(users):
-        needs = ", ".join(sorted(users[name])[:4]) + (", ..." if len(users[name]) > 4 else "")
+        more = len(users[name]) - 4
+        needs = ", ".join(sorted(users[name])[:4]) + (f" and {more} more" if more > 0 else "")
         try:
             print(f"data ({profile.name}, {scope}): {name} at {find_dataset(name)} ({needs})")
         except DataError as error:
