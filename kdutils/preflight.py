@@ -2,7 +2,9 @@
 
     python -m kdutils.sweep --profile default --check-data book
 
-is the first thing `make book` runs. It takes seconds and trains nothing. A dataset is needed
+is the first thing `make book` runs; it trains nothing. The chapters' datasets are checked
+first, in seconds (`kdutils` loads TensorFlow only when it is used); then what the runs still
+to train need, which imports every study. A dataset is needed
 when a run that would have to train (or a page that would have to be executed) uses it: runs
 whose records and pages are stored need no data, so a build from the committed results needs
 data only for the chapters that load it themselves (`chapter_datasets`). A dataset that
@@ -16,6 +18,7 @@ the book's own pages load) and `book` (both).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from kdutils.data import DataError, find_dataset
@@ -52,53 +55,74 @@ def pending_work(
 
 def chapter_datasets(profile: Profile) -> dict[str, set[str]]:
     """{chapter: the datasets it loads itself}. The other chapters only read records."""
-    from kdutils.studies import fashion
-
     return {
         "experiments": {profile.dataset, "mnist"},  # and the official MNIST split
         "literature": {profile.dataset},
-        "fashion": {fashion.variant(profile, "fashion_mnist").dataset},
+        "fashion": {"fashion_mnist"},  # fashion.variant(profile, "fashion_mnist")
     }
 
 
-def needed_datasets(profile: Profile, scope: str, results_root=None, pages=PAGES):
-    """{dataset: what needs it} for `scope` (one of `SCOPES`)."""
+def run_work(profile: Profile, results_root=None, pages=PAGES) -> dict[str, set[str]]:
+    """`pending_work` of the alpha sweep and of every study: what `make sweep` would run."""
     from kdutils.studies import available_studies
 
+    work = pending_work(profile, None, None, results_root, pages)
+    return work | pending_work(profile, available_studies(), None, results_root, pages)
+
+
+def _steps(profile: Profile, scope: str, results_root, pages) -> list[Callable[[], dict]]:
+    """What needs data in `scope`, cheapest first: {user: datasets} per step."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope={scope!r}; choose one of {SCOPES}")
-    users: dict[str, set[str]] = {}
+    steps = []
+    if scope in ("chapters", "book"):  # a second: no study (so no TensorFlow) is imported
+        steps.append(lambda: {f"chapter {c}": d for c, d in chapter_datasets(profile).items()})
     if scope in ("sweep", "book"):
-        work = pending_work(profile, None, None, results_root, pages)
-        work |= pending_work(profile, available_studies(), None, results_root, pages)
-    else:
-        work = {}
-    if scope in ("chapters", "book"):
-        work |= {f"chapter {c}": d for c, d in chapter_datasets(profile).items()}
+        steps.append(lambda: run_work(profile, results_root, pages))
+    return steps
+
+
+def _users(work: dict[str, set[str]]) -> dict[str, set[str]]:
+    """{user: datasets} turned round: {dataset: its users}."""
+    users: dict[str, set[str]] = {}
     for user, datasets in work.items():
         for name in datasets:
             users.setdefault(name, set()).add(user)
     return users
 
 
+def needed_datasets(profile: Profile, scope: str, results_root=None, pages=PAGES):
+    """{dataset: what needs it} for `scope` (one of `SCOPES`)."""
+    work: dict[str, set[str]] = {}
+    for step in _steps(profile, scope, results_root, pages):
+        work |= step()
+    return _users(work)
+
+
 def check_data(profile: Profile, scope: str, results_root=None, pages=PAGES) -> int:
-    """Print where each needed dataset is, or why it cannot be found; 0 when all are found."""
-    users = needed_datasets(profile, scope, results_root, pages)
-    if not users:
-        print(f"data ({profile.name}, {scope}): nothing to train, so no dataset is needed")
-    missing = []
-    for name in sorted(users):
-        more = len(users[name]) - 4
-        needs = ", ".join(sorted(users[name])[:4]) + (f" and {more} more" if more > 0 else "")
-        try:
-            print(f"data ({profile.name}, {scope}): {name} at {find_dataset(name)} ({needs})")
-        except DataError as error:
-            missing.append(f"{name} is needed by {needs}.\n{error}")
-    if missing:
-        print(
-            f"Stopped before building ({profile.name} profile, {scope}): "
-            f"{len(missing)} dataset(s) cannot be found.\n\n" + "\n".join(missing),
-            file=sys.stderr,
-        )
-        return 1
+    """Print where each needed dataset is, or why it cannot be found; 0 when all are found.
+
+    The chapters' datasets are checked first, in seconds; what the runs still to train need
+    is worked out (importing every study) only when those are found.
+    """
+    label, found = f"data ({profile.name}, {scope})", {}
+    for step in _steps(profile, scope, results_root, pages):
+        missing = []
+        for name, users in sorted(_users(step()).items()):
+            more = len(users) - 4
+            needs = ", ".join(sorted(users)[:4]) + (f" and {more} more" if more > 0 else "")
+            try:
+                found[name] = found.get(name) or find_dataset(name)
+                print(f"{label}: {name} at {found[name]} ({needs})", flush=True)
+            except DataError as error:
+                missing.append(f"{name} is needed by {needs}.\n{error}")
+        if missing:
+            print(
+                f"Stopped before building ({profile.name} profile, {scope}): "
+                f"{len(missing)} dataset(s) cannot be found.\n\n" + "\n".join(missing),
+                file=sys.stderr,
+            )
+            return 1
+    if not found:
+        print(f"{label}: nothing to train, so no dataset is needed")
     return 0
