@@ -2,14 +2,14 @@
 
     python -m kdutils.sweep --profile default --check-data book
 
-is the first thing `make book` runs; it trains nothing. The chapters' datasets are checked
-first, in seconds (`kdutils` loads TensorFlow only when it is used); then what the runs still
-to train need, which imports every study. A dataset is needed
-when a run that would have to train (or a page that would have to be executed) uses it: runs
-whose records and pages are stored need no data, so a build from the committed results needs
-data only for the chapters that load it themselves (`chapter_datasets`). A dataset that
-cannot be found stops the build here, with where `kdutils.data.find_dataset` looked and the
-ways to provide it, instead of after minutes of executing notebooks.
+is the first thing `make book` runs; it trains nothing. A dataset is needed when a run that
+would have to train (or a page that would have to be executed) uses it: runs whose records
+and pages are stored need no data, so a build from the committed results needs data only for
+the chapters that load it themselves (`chapter_datasets`). A dataset that cannot be found
+stops the build here, with where `kdutils.data.find_dataset` looked and the ways to provide
+it, instead of after minutes of executing notebooks. The chapters' datasets are checked
+first, in seconds (`kdutils` loads TensorFlow only when it is used); then what the runs
+still to train need, which imports every study.
 
 Scopes: `sweep` (the alpha sweep and every study, what `make sweep` runs), `chapters` (what
 the book's own pages load) and `book` (both).
