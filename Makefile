@@ -1,5 +1,9 @@
 # make test  - build .venv from requirements.txt if missing or stale, lint, run the unit tests
-# make book  - run the alpha sweep for PROFILE (default: default), then build the HTML book
+# make book  - check the data, run the alpha sweep for PROFILE (default: default), then build
+#              the HTML book into _build/html (open _build/html/index.html)
+# Data: KDUTILS_DATA_DIR (e.g. make book KDUTILS_DATA_DIR=../shared/data), Debian's
+# dataset-fashion-mnist, or the internet; each target checks first, in seconds, that what it
+# needs can be found (python -m kdutils.sweep --check-data; see kdutils/preflight.py).
 PROFILE ?= default
 # Processes at a time for the tests (pytest-xdist, a file per worker) and the sweep's
 # notebooks: 2 overlaps kernel start-up, imports and subprocesses on a 2-core machine.
@@ -14,8 +18,13 @@ export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export KDUTILS_PROFILE := $(PROFILE)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Where the datasets are, passed on when given to make (KDUTILS_DATA_DIR=... make or make ...
+# KDUTILS_DATA_DIR=...); unset, kdutils looks in the user cache and /usr/share/datasets.
+ifdef KDUTILS_DATA_DIR
+export KDUTILS_DATA_DIR
+endif
 
-.PHONY: venv test lint format book sweep html clean-book check-book benchmark
+.PHONY: venv test lint format book sweep html check-data clean-book check-book benchmark
 
 $(STAMP): requirements.txt
 	rm -rf $(VENV)
@@ -54,14 +63,36 @@ format: venv
 test: venv lint
 	$(PY) -m pytest -n $(JOBS) --dist loadfile
 
-sweep: venv
+# Stops within a minute, naming where it looked and how to provide the data, when a dataset
+# that a run still to train (sweep), a chapter (chapters) or either (book) needs is missing.
+CHECK_DATA = $(PY) -m kdutils.sweep --profile $(PROFILE) --check-data
+
+define run-sweep
 	$(PY) -m kdutils.sweep --profile $(PROFILE) --fused --jobs $(JOBS)
 	$(PY) -m kdutils.sweep --profile $(PROFILE) --study all --jobs $(JOBS)
+endef
+
+# Reports of an earlier build's failed notebooks are removed first: only this build's remain.
+define build-html
+	rm -rf _build/html/reports
+	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
+endef
+
+check-data: venv
+	$(CHECK_DATA) book
+
+sweep: venv
+	$(CHECK_DATA) sweep
+	$(run-sweep)
 
 html: venv
-	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
+	$(CHECK_DATA) chapters
+	$(build-html)
 
-book: sweep html
+book: venv
+	$(CHECK_DATA) book
+	$(run-sweep)
+	$(build-html)
 
 check-book: venv
 	$(PY) -m kdutils.bookcheck _build/html --profile $(PROFILE)

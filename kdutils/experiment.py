@@ -13,7 +13,7 @@ from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.fused import FusedDistiller, split_history
 from kdutils.models import build_model
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, same_config
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, run_path, write_json, write_npz
 from kdutils.teacher import Teacher, get_teacher
@@ -57,7 +57,7 @@ class BudgetEvaluation(keras.callbacks.Callback):
 def load_run(profile: Profile, alpha: float, seed: int, directory: Path) -> dict | None:
     """The stored record of this run if it matches the current config, else None."""
     record = read_json(run_path(directory, alpha, seed))
-    if record and record.get("config") == profile.run_config(alpha, seed):
+    if record and same_config(record.get("config"), profile.run_config(alpha, seed)):
         return record
     return None
 

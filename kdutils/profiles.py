@@ -138,9 +138,39 @@ def current_profile() -> Profile:
     return get_profile(os.environ.get("KDUTILS_PROFILE", "default"))
 
 
+# Significant digits a config's floats keep when configs are hashed and compared: values
+# computed on another CPU (np.logspace, 0.1 * i) may differ in the last of their 17 digits.
+CONFIG_DIGITS = 12
+
+
+def canonical(value):
+    """`value` with every float rounded to `CONFIG_DIGITS` significant digits (in dicts and
+    lists too; tuples become lists, as in JSON): the form in which configs are compared."""
+    if isinstance(value, float):
+        return float(f"{value:.{CONFIG_DIGITS}g}")
+    if isinstance(value, dict):
+        return {k: canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
+def same_config(stored, expected) -> bool:
+    """Whether a stored config is `expected`, up to last-bit float differences (`canonical`).
+
+    Every check of a stored record against the config it should have goes through here, so a
+    build on another CPU reuses the committed results instead of training them again.
+    """
+    return stored is not None and canonical(stored) == canonical(expected)
+
+
 def config_key(config: dict) -> str:
-    """A short, stable hash of a JSON-serialisable config."""
-    blob = json.dumps(config, sort_keys=True).encode()
+    """A short, stable hash of a JSON-serialisable config, the same for last-bit differences.
+
+    For configs whose floats are short decimals (0.05, 1e-3) it is the hash of the config's
+    JSON itself, so keys stored before floats were rounded stay valid.
+    """
+    blob = json.dumps(canonical(config), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -50,6 +50,18 @@ def is_done(profile: Profile, alpha: float, directory: Path, pages: Path) -> boo
     )
 
 
+def pending_alphas(profile: Profile, alphas, directory: Path, pages: Path) -> list[float]:
+    """The alphas of `alphas` whose runs or page are missing: what the sweep would execute."""
+    return [a for a in alphas if not is_done(profile, a, directory, pages)]
+
+
+def pending_teachers(profile: Profile, directory: Path) -> list[int]:
+    """The seeds whose teacher is not cached for this config: the sweep would train them."""
+    from kdutils.teacher import load_teacher
+
+    return [s for s in profile.seeds if load_teacher(profile, s, directory) is None]
+
+
 def notebook_parameters(profile: Profile, alpha: float) -> dict:
     """The parameters-cell values that make the notebook run exactly `profile` at `alpha`."""
     fields = ("temperature", "seeds", "epochs", "dataset", "train_size", "noise_rate")
@@ -171,7 +183,7 @@ def run_sweep(
             f"teacher seed {seed}: test accuracy {teacher.record['test_accuracy']:.4f} "
             f"({time.perf_counter() - start:.0f} s)",
         )
-    todo = [a for a in alphas if not is_done(profile, a, directory, pages)]
+    todo = pending_alphas(profile, alphas, directory, pages)
     log(f"{profile.name}: {len(alphas) - len(todo)} of {len(alphas)} alphas already done")
     if fused and todo:
         from kdutils.experiment import run_students
@@ -246,6 +258,21 @@ def study_page_path(pages: Path, profile: Profile, study: str, condition: str) -
     return Path(pages) / profile.name / f"{study}-{condition}.ipynb"
 
 
+def pending_conditions(profile: Profile, study: str, results_root=None, pages: Path = PAGES):
+    """The conditions of `study` whose records or page are missing: what would be executed."""
+    from kdutils.studies import get_study, study_dir
+
+    module = get_study(study)
+    return [
+        c
+        for c in module.conditions(profile)
+        if not (
+            study_page_path(pages, profile, study, c).exists()
+            and module.is_done(profile, c, study_dir(profile, study, c, results_root))
+        )
+    ]
+
+
 def run_study(
     profile: Profile,
     study: str,
@@ -255,19 +282,12 @@ def run_study(
     log=print,
 ) -> list[str]:
     """Execute `notebooks/study_run.md` once per unfinished condition. Returns failures."""
-    from kdutils.studies import get_study, study_dir
+    from kdutils.studies import get_study
 
     directory = _kernel_environment(profile, results_root)
     module = get_study(study)
     conditions = module.conditions(profile)
-    todo = [
-        c
-        for c in conditions
-        if not (
-            study_page_path(pages, profile, study, c).exists()
-            and module.is_done(profile, c, study_dir(profile, study, c, results_root))
-        )
-    ]
+    todo = pending_conditions(profile, study, results_root, pages)
     log(f"{profile.name}/{study}: {len(conditions) - len(todo)} of {len(conditions)} done")
     failures = []
     for i, condition in enumerate(todo, start=1):
@@ -339,7 +359,8 @@ def log_session(directory: Path, started: str, seconds: float, failures: list[fl
     write_json(directory / "sweep.json", log)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of `python -m kdutils.sweep`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
     parser.add_argument("--alphas", type=float, nargs="+", help="a subset of the profile's alphas")
@@ -364,27 +385,59 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="run this many alpha notebooks (with --study: studies) at a time",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--check-data",
+        choices=("sweep", "chapters", "book"),
+        help="only check, in seconds, that every dataset `make sweep`, the chapters or both "
+        "would need can be found (kdutils.preflight); exit 1 naming the ways to provide it",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     profile = get_profile(args.profile).override(
         seeds=args.seeds, train_size=args.train_size, epochs=args.epochs
     )
+    if args.check_data:
+        from kdutils.preflight import check_data
+
+        return check_data(profile, args.check_data, args.results_dir, Path(args.pages_dir))
     if args.rerun:
         shutil.rmtree(results_dir(profile.name, args.results_dir), ignore_errors=True)
         shutil.rmtree(Path(args.pages_dir) / profile.name, ignore_errors=True)
-    start, started = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    names = None
     if args.study:
         from kdutils.studies import available_studies
 
         names = available_studies() if args.study == ["all"] else args.study
-        failures = run_studies(
-            profile, names, args.results_dir, Path(args.pages_dir), args.keep_going, args.jobs
+    return run_and_log(profile, names, args)
+
+
+def run_and_log(profile: Profile, names: list[str] | None, args: argparse.Namespace) -> int:
+    """Run the alpha sweep (`names` None) or the studies `names`; log the session in
+    `<results>/sweep.json` only if something was trained or executed, so a build from
+    committed results leaves the repository as it was."""
+    from kdutils.preflight import pending_work
+
+    pages = Path(args.pages_dir)
+    if not pending_work(profile, names, args.alphas, args.results_dir, pages):
+        what = "the alpha sweep" if names is None else f"{len(names)} studies"
+        print(
+            f"{profile.name}: {what}: every run stored and every page present; "
+            "nothing to train or execute, no session logged",
+            flush=True,
         )
+        return 0
+    start, started = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if names is not None:
+        failures = run_studies(profile, names, args.results_dir, pages, args.keep_going, args.jobs)
     else:
         failures = run_sweep(
             profile,
             args.alphas,
             args.results_dir,
-            Path(args.pages_dir),
+            pages,
             args.keep_going,
             fused=args.fused,
             jobs=args.jobs,

@@ -7,7 +7,10 @@ A study module defines:
   each a docname-safe slug;
 - `run(profile, condition, directory) -> list[dict]`: computes one condition, writes one JSON
   record per run under `directory` (atomically, resuming what is done) and returns them;
-- `summary(records) -> pandas.DataFrame`: the table shown on the condition's run page.
+- `summary(records) -> pandas.DataFrame`: the table shown on the condition's run page;
+- optionally `datasets(profile, condition) -> set[str]`: the datasets (`kdutils.data.DATASETS`)
+  the condition trains on, when not only `profile.dataset`. The build checks they can be
+  found before it starts (`kdutils.preflight`).
 
 `python -m kdutils.sweep --profile P --study NAME` executes `notebooks/study_run.md` once per
 condition with papermill; the executed notebook becomes the page
@@ -94,3 +97,12 @@ def run_condition(
             f"choose one of {module.conditions(profile)}"
         )
     return module.run(profile, condition, study_dir(profile, study, condition, root))
+
+
+def condition_datasets(study: str, profile: Profile, condition: str) -> set[str]:
+    """The datasets `condition` of `study` trains on: the module's `datasets`, else the
+    profile's dataset."""
+    module = get_study(study)
+    if hasattr(module, "datasets"):
+        return set(module.datasets(profile, condition))
+    return {profile.dataset}

@@ -32,7 +32,14 @@ from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.losses import distillation_loss
 from kdutils.models import build_model
 from kdutils.plots import WIDTH
-from kdutils.profiles import ALPHAS, STEPS_PER_EXECUTION, Profile, alpha_slug, config_key
+from kdutils.profiles import (
+    ALPHAS,
+    STEPS_PER_EXECUTION,
+    Profile,
+    alpha_slug,
+    config_key,
+    same_config,
+)
 from kdutils.repro import environment, set_seed
 from kdutils.results import budgets_table, epoch_records, read_json, write_json
 from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
@@ -151,7 +158,7 @@ def record_path(directory: Path, config: dict) -> Path:
 def stored(directory: Path, config: dict) -> dict | None:
     """The stored record of the run `config` if its config matches, else None."""
     record = read_json(record_path(directory, config))
-    return record if record and record.get("config") == config else None
+    return record if record and same_config(record.get("config"), config) else None
 
 
 def is_done(profile: Profile, condition: str, directory: Path) -> bool:

@@ -31,7 +31,7 @@ from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.models import alexnet_cifar, build_model
 from kdutils.plots import WIDTH
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key, same_config
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
@@ -127,6 +127,10 @@ def conditions(profile: Profile) -> list[str]:
     return list(CONDITIONS)
 
 
+def datasets(profile: Profile, condition: str) -> set[str]:
+    return {settings(profile).dataset}
+
+
 def alpha_of(condition: str) -> float:
     """The alpha of a student condition ('alpha_0p5' -> 0.5)."""
     for alpha in ALPHAS:
@@ -191,7 +195,7 @@ def record_path(directory: Path, seed: int) -> Path:
 def load_record(profile: Profile, condition: str, seed: int, directory: Path) -> dict | None:
     """The stored record of this run if its config matches, else None."""
     record = read_json(record_path(directory, seed))
-    if record and record.get("config") == run_config(profile, condition, seed):
+    if record and same_config(record.get("config"), run_config(profile, condition, seed)):
         return record
     return None
 

@@ -40,7 +40,7 @@ from kdutils.fused import FusedDistiller, split_history
 from kdutils.losses import check_temperature, combine, cross_entropy, distillation_loss
 from kdutils.models import build_model, resnet_cifar
 from kdutils.plots import WIDTH
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
@@ -182,6 +182,10 @@ def conditions(profile: Profile) -> list[str]:
     return list(CONDITIONS)
 
 
+def datasets(profile: Profile, condition: str) -> set[str]:
+    return {settings(profile).data_config(0)["name"]}
+
+
 def teacher_settings(s: Settings) -> Settings:
     """The settings the teachers of `s` are trained with (another profile's, if it borrows)."""
     return SETTINGS[s.teacher_profile] if s.teacher_profile else s
@@ -251,7 +255,7 @@ def load_record(s: Settings, condition: str, seed: int, directory: Path, run: Ru
     """The stored record of this run if its config matches, else None."""
     record = read_json(record_path(directory, seed, run))
     expected = teacher_config(s, seed) if run is None else run_config(s, condition, run, seed)
-    if record and record.get("config") == expected:
+    if record and same_config(record.get("config"), expected):
         return record
     return None
 
@@ -863,13 +867,13 @@ def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
 def _teacher_origin(teacher: dict, student: dict) -> str:
     """Where the students' teacher was trained: with them, or borrowed from another profile."""
     tc, sc = teacher["config"], student["config"]
-    if tc["data"] == sc["data"]:
+    if same_config(tc["data"], sc["data"]):
         return "trained here, on the students' training images"
     lender = next(
         (
             name
             for name, st in SETTINGS.items()
-            if not st.teacher_profile and teacher_config(st, tc["seed"]) == tc
+            if not st.teacher_profile and same_config(tc, teacher_config(st, tc["seed"]))
         ),
         "another",
     )

@@ -34,7 +34,7 @@ from kdutils.features import FeatureDistiller
 from kdutils.losses import MMD_BANDWIDTHS
 from kdutils.models import resnet_cifar
 from kdutils.plots import WIDTH
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key, same_config
 from kdutils.repro import environment, set_seed
 from kdutils.results import ROOT, epoch_records, read_json, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
@@ -147,6 +147,10 @@ def conditions(profile: Profile) -> list[str]:
     return list(CONDITIONS)
 
 
+def datasets(profile: Profile, condition: str) -> set[str]:
+    return {settings(profile)["dataset"]}
+
+
 # --- runs and configs ------------------------------------------------------------------------
 
 
@@ -251,7 +255,7 @@ def record_path(directory: Path, run: str, seed: int) -> Path:
 def load_record(config: dict, directory: Path) -> dict | None:
     """The stored record of this run if its config matches, else None."""
     record = read_json(record_path(directory, config["run"], config["seed"]))
-    if record and record.get("config") == config:
+    if record and same_config(record.get("config"), config):
         return record
     return None
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from kdutils.data import DEBIAN_DATASETS_DIR, IDX_SHA256, load_dataset
 from kdutils.plots import WIDTH
-from kdutils.profiles import Profile
+from kdutils.profiles import Profile, same_config
 from kdutils.report import pct, points
 from kdutils.results import budgets_table, read_json, write_json
 from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
@@ -47,6 +47,11 @@ SETTINGS: dict[str, dict] = {
 
 def conditions(profile: Profile) -> list[str]:
     return list(SETTINGS[profile.name]["datasets"])
+
+
+def datasets(profile: Profile, condition: str) -> set[str]:
+    """Each condition trains on its own dataset."""
+    return {variant(profile, condition).dataset}
 
 
 def variant(profile: Profile, condition: str) -> Profile:
@@ -76,7 +81,7 @@ def dataset_record(profile: Profile) -> dict:
 def stored_dataset(profile: Profile, directory: Path) -> dict | None:
     """The stored `dataset_record` if it matches the variant's data config, else None."""
     record = read_json(dataset_path(directory))
-    if record and record.get("config") == profile.data_config(profile.seeds[0]):
+    if record and same_config(record.get("config"), profile.data_config(profile.seeds[0])):
         return record
     return None
 

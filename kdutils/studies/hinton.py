@@ -26,7 +26,7 @@ from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.models import build_model
 from kdutils.plots import WIDTH
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
@@ -134,6 +134,10 @@ def conditions(profile: Profile) -> list[str]:
     return list(CONDITIONS)
 
 
+def datasets(profile: Profile, condition: str) -> set[str]:
+    return {settings(profile).dataset}
+
+
 # --- configs ---------------------------------------------------------------------------------
 
 
@@ -173,7 +177,7 @@ def record_path(directory: Path, seed: int) -> Path:
 def load_record(p: Profile, condition: str, seed: int, directory: Path) -> dict | None:
     """The stored record of this run if its config matches, else None."""
     record = read_json(record_path(directory, seed))
-    if record and record.get("config") == run_config(p, condition, seed):
+    if record and same_config(record.get("config"), run_config(p, condition, seed)):
         return record
     return None
 

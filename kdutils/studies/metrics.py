@@ -27,7 +27,7 @@ from matplotlib.colors import LinearSegmentedColormap
 from kdutils import metrics as base_metrics
 from kdutils.experiment import test_logits_path
 from kdutils.plots import WIDTH
-from kdutils.profiles import Profile, alpha_slug
+from kdutils.profiles import Profile, alpha_slug, same_config
 from kdutils.results import run_path, write_json
 from kdutils.stats import format_ci, mean_ci, paired_difference
 from kdutils.studies import sweeps
@@ -230,7 +230,7 @@ def current(profile: Profile, records: list[dict]) -> list[dict]:
             r
             for r in records
             if "test_metrics" in r
-            and planned.get((r["config"]["alpha"], r["config"]["seed"])) == r["config"]
+            and same_config(r["config"], planned.get((r["config"]["alpha"], r["config"]["seed"])))
         ),
         key=lambda r: (r["config"]["alpha"], r["config"]["seed"]),
     )

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from kdutils.profiles import Profile, config_key
+from kdutils.profiles import Profile, config_key, same_config
 from kdutils.report import best_alpha as _best_alpha
 from kdutils.report import diff_text
 from kdutils.results import budgets_table, read_json
@@ -35,7 +35,7 @@ def current(study: dict[str, list[dict]], variants: dict[str, Profile]) -> dict[
         kept = [
             r
             for r in records
-            if r["config"] == v.run_config(r["config"]["alpha"], r["config"]["seed"])
+            if same_config(r["config"], v.run_config(r["config"]["alpha"], r["config"]["seed"]))
         ]
         if kept:
             out[condition] = kept

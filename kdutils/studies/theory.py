@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kdutils.profiles import Profile
+from kdutils.profiles import Profile, same_config
 from kdutils.repro import environment
 from kdutils.results import read_json, write_json
 from kdutils.stats import mean_ci
@@ -62,6 +62,11 @@ CURVE_NOISE = (0.1, 1.0)
 def conditions(profile: Profile) -> list[str]:
     """Every profile runs the same conditions; only the Monte-Carlo effort changes."""
     return list(CONDITIONS)
+
+
+def datasets(profile: Profile, condition: str) -> set[str]:
+    """None: the data are simulated."""
+    return set()
 
 
 def noise_grid(levels: int) -> list[float]:
@@ -235,7 +240,7 @@ def record_path(directory: Path, replicate: int) -> Path:
 
 def _stored(profile: Profile, condition: str, directory: Path, replicate: int) -> dict | None:
     record = read_json(record_path(directory, replicate))
-    if record is None or record.get("config") != run_config(profile, condition, replicate):
+    if not same_config((record or {}).get("config"), run_config(profile, condition, replicate)):
         return None
     return record
 
@@ -262,7 +267,9 @@ def current(profile: Profile, records: list[dict]) -> list[dict]:
     return [
         r
         for r in records
-        if r["config"] == run_config(profile, r["config"]["condition"], r["config"]["replicate"])
+        if same_config(
+            r["config"], run_config(profile, r["config"]["condition"], r["config"]["replicate"])
+        )
     ]
 
 
