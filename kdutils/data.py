@@ -544,7 +544,9 @@ def _load_cifar10_jpeg(path: pathlib.Path, cache: pathlib.Path) -> tuple[np.ndar
         try:
             with np.load(npz) as f:
                 arrays = tuple(f[k] for k in keys)
-                stored = str(f["sha256"])
+                stored = str(f["sha256"]) if "sha256" in f.files else None
+            if stored is None:
+                raise _corrupt(npz, "no checksum of its content stored (an older cache)")
             if stored != arrays_sha256(dict(zip(keys, arrays, strict=True))):
                 raise _corrupt(npz, "content does not match its stored checksum")
             _check_cifar10(npz, *arrays)

@@ -106,23 +106,32 @@ def run_students(
     also stores each student's test logits (float16) beside its record (`test_logits_path`).
     """
     records = {a: load_run(profile, a, seed, directory) for a in alphas}
-    if _missing(records, directory, seed, save_logits):
-        # Claim this seed's students: a concurrent sweep waits, then finds them stored.
-        with exclusive(Path(directory) / "runs" / f"seed{seed}"):
-            records = {a: load_run(profile, a, seed, directory) for a in alphas}
-            todo = _missing(records, directory, seed, save_logits)
-            if todo:
-                data = data or load_dataset(**profile.data_config(seed))
-                teacher = get_teacher(profile, seed, teachers or directory, data)
-                for group in [todo] if fused else [[a] for a in todo]:
-                    for record, test_logits in _train(profile, group, seed, data, teacher, verbose):
-                        alpha = record["config"]["alpha"]
-                        if save_logits:
-                            path = test_logits_path(directory, alpha, seed)
-                            write_npz(path, test=test_logits.astype("f2"))
-                        write_json(run_path(directory, alpha, seed), record)
-                        records[alpha] = record
+    if not _missing(records, directory, seed, save_logits):
+        return [records[a] for a in alphas]
+    # Claim this seed's students (stale-safe: the OS drops the lock of a killed process);
+    # a concurrent sweep waits here, then finds them stored when it checks again.
+    with exclusive(Path(directory) / "runs" / f"seed{seed}"):
+        records = {a: load_run(profile, a, seed, directory) for a in alphas}
+        todo = _missing(records, directory, seed, save_logits)
+        if todo:
+            data = data or load_dataset(**profile.data_config(seed))
+            teacher = get_teacher(profile, seed, teachers or directory, data)
+            for group in [todo] if fused else [[a] for a in todo]:
+                trained = _train(profile, group, seed, data, teacher, verbose)
+                records |= _store(trained, directory, seed, save_logits)
     return [records[a] for a in alphas]
+
+
+def _store(trained: list, directory: Path, seed: int, save_logits: bool) -> dict[float, dict]:
+    """Write each trained (record, test logits) of `seed` atomically; {alpha: record}."""
+    stored = {}
+    for record, test_logits in trained:
+        alpha = record["config"]["alpha"]
+        if save_logits:
+            write_npz(test_logits_path(directory, alpha, seed), test=test_logits.astype("f2"))
+        write_json(run_path(directory, alpha, seed), record)
+        stored[alpha] = record
+    return stored
 
 
 def _missing(records: dict, directory: Path, seed: int, save_logits: bool) -> list[float]:

@@ -27,7 +27,7 @@ from kdutils.results import (
     write_json,
     write_npz,
 )
-from kdutils.teacher import SPLITS, load_teacher, teacher_paths
+from kdutils.teacher import SPLITS, load_teacher, load_weights, teacher_paths
 
 TINY = get_profile("smoke").override(seeds=[0], train_size=200, epochs=1)
 
@@ -99,6 +99,19 @@ def test_a_corrupt_teacher_cache_is_named_and_rebuilt_not_raised(tmp_path):
         assert load_teacher(TINY, 0, tmp_path) is None
 
 
+def test_unloadable_teacher_weights_are_named_and_rebuilt_not_raised(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = tmp_path / "seed0.weights.h5"
+    model.save_weights(path)
+    assert load_weights(model, path)
+    path.write_bytes(path.read_bytes()[:500])  # truncated
+    with pytest.warns(CacheWarning, match=re.escape(str(path))):
+        assert not load_weights(model, path)
+    assert not load_weights(model, tmp_path / "missing.weights.h5")  # missing: no warning
+
+
 # --- executed pages -------------------------------------------------------------------------
 
 
@@ -137,6 +150,7 @@ for i in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.slow
 def test_concurrent_log_writers_lose_no_entry(tmp_path):
     log = tmp_path / "sweep.json"
     writers = [
