@@ -453,6 +453,17 @@ def _sha256(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
+def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of named arrays' content (names, dtypes, shapes and bytes): a derived cache
+    stores it beside its arrays and checks it on load."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def _check_sha256(path: pathlib.Path, expected: str) -> None:
     actual = _sha256(path)
     if actual != expected:
@@ -533,10 +544,15 @@ def _load_cifar10_jpeg(path: pathlib.Path, cache: pathlib.Path) -> tuple[np.ndar
         try:
             with np.load(npz) as f:
                 arrays = tuple(f[k] for k in keys)
+                stored = str(f["sha256"]) if "sha256" in f.files else None
+            if stored is None:
+                raise _corrupt(npz, "no checksum of its content stored (an older cache)")
+            if stored != arrays_sha256(dict(zip(keys, arrays, strict=True))):
+                raise _corrupt(npz, "content does not match its stored checksum")
             _check_cifar10(npz, *arrays)
             return arrays
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, DataError) as e:
-            # A broken cache file is rebuilt from the verified tarball.
+            # A broken or edited cache file is rebuilt from the verified tarball.
             warnings.warn(f"Rebuilding the unreadable cache file {npz} ({e})", stacklevel=2)
 
     arrays = _decode_cifar10_jpeg(path)
@@ -544,8 +560,9 @@ def _load_cifar10_jpeg(path: pathlib.Path, cache: pathlib.Path) -> tuple[np.ndar
     try:
         npz.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=npz.parent, prefix=".tmp-", suffix=".npz")
+        named = dict(zip(keys, arrays, strict=True))
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **dict(zip(keys, arrays, strict=True)))
+            np.savez(f, sha256=np.array(arrays_sha256(named)), **named)
         os.chmod(tmp, 0o644)
         os.replace(tmp, npz)
     except OSError as e:

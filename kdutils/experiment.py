@@ -15,7 +15,15 @@ from kdutils.fused import FusedDistiller, split_history
 from kdutils.models import build_model
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, same_config
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, run_path, write_json, write_npz
+from kdutils.results import (
+    epoch_records,
+    exclusive,
+    read_json,
+    read_npz,
+    run_path,
+    write_json,
+    write_npz,
+)
 from kdutils.teacher import Teacher, get_teacher
 
 
@@ -98,31 +106,52 @@ def run_students(
     also stores each student's test logits (float16) beside its record (`test_logits_path`).
     """
     records = {a: load_run(profile, a, seed, directory) for a in alphas}
-    todo = [a for a, r in records.items() if r is None]
-    if todo:
-        data = data or load_dataset(**profile.data_config(seed))
-        teacher = get_teacher(profile, seed, teachers or directory, data)
-        groups = [todo] if fused else [[a] for a in todo]
-        for group in groups:
-            trained = _train(profile, group, seed, data, teacher, verbose)
-            for record, test_logits in trained:
-                alpha = record["config"]["alpha"]
-                if save_logits:
-                    path = test_logits_path(directory, alpha, seed)
-                    write_npz(path, test=test_logits.astype("f2"))
-                write_json(run_path(directory, alpha, seed), record)
-                records[alpha] = record
-    if save_logits and any(not test_logits_path(directory, a, seed).exists() for a in alphas):
-        raise FileNotFoundError(
-            f"runs of seed {seed} in {directory} were stored without test logits; delete "
-            "their records to retrain them with save_logits=True"
-        )
+    if not _missing(records, directory, seed, save_logits):
+        return [records[a] for a in alphas]
+    # Claim this seed's students (stale-safe: the OS drops the lock of a killed process);
+    # a concurrent sweep waits here, then finds them stored when it checks again.
+    with exclusive(Path(directory) / "runs" / f"seed{seed}"):
+        records = {a: load_run(profile, a, seed, directory) for a in alphas}
+        todo = _missing(records, directory, seed, save_logits)
+        if todo:
+            data = data or load_dataset(**profile.data_config(seed))
+            teacher = get_teacher(profile, seed, teachers or directory, data)
+            for group in [todo] if fused else [[a] for a in todo]:
+                trained = _train(profile, group, seed, data, teacher, verbose)
+                records |= _store(trained, directory, seed, save_logits)
     return [records[a] for a in alphas]
+
+
+def _store(trained: list, directory: Path, seed: int, save_logits: bool) -> dict[float, dict]:
+    """Write each trained (record, test logits) of `seed` atomically; {alpha: record}."""
+    stored = {}
+    for record, test_logits in trained:
+        alpha = record["config"]["alpha"]
+        if save_logits:
+            write_npz(test_logits_path(directory, alpha, seed), test=test_logits.astype("f2"))
+        write_json(run_path(directory, alpha, seed), record)
+        stored[alpha] = record
+    return stored
+
+
+def _missing(records: dict, directory: Path, seed: int, save_logits: bool) -> list[float]:
+    """The alphas without a stored record (or, with `save_logits`, without readable logits)."""
+    return [
+        alpha
+        for alpha, record in records.items()
+        if record is None or (save_logits and stored_test_logits(directory, alpha, seed) is None)
+    ]
 
 
 def test_logits_path(directory: Path, alpha: float, seed: int) -> Path:
     """Where `save_logits` stores a run's test logits: beside its record, as .npz."""
     return run_path(directory, alpha, seed).with_suffix(".test_logits.npz")
+
+
+def stored_test_logits(directory: Path, alpha: float, seed: int) -> np.ndarray | None:
+    """A run's stored test logits; None when missing or (with a warning) unreadable."""
+    arrays = read_npz(test_logits_path(directory, alpha, seed), ("test",))
+    return None if arrays is None else arrays["test"]
 
 
 def _train(profile, alphas, seed, data, teacher, verbose) -> list[tuple[dict, np.ndarray]]:

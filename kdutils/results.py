@@ -6,7 +6,11 @@ import contextlib
 import json
 import os
 import tempfile
+import warnings
+import zipfile
+import zlib
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -80,12 +84,95 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return _atomic(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
 
+class CacheWarning(UserWarning):
+    """A stored record, cache or log failed its check on load and is rebuilt or moved aside."""
+
+
+def unusable(path: str | os.PathLike, problem: str) -> None:
+    """Warn that the file at `path` cannot be used (`problem`) and is treated as missing."""
+    warnings.warn(
+        f"{path}: {problem}; treating it as missing, so it is rebuilt", CacheWarning, stacklevel=3
+    )
+
+
 def read_json(path: str | os.PathLike) -> dict | None:
-    """The record at `path`, or None when it is missing or unreadable."""
+    """The JSON object at `path`; None when the file is missing, or (with a `CacheWarning`
+    naming the file) when it cannot be read, is not JSON or is not an object."""
+    record, problem = _parse_json(path)
+    if problem:
+        unusable(path, problem)
+    return record
+
+
+def _parse_json(path: str | os.PathLike) -> tuple[dict | None, str | None]:
+    """(the JSON object at `path`, None), (None, None) if missing, or (None, what is wrong)."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        record = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"unreadable ({error})"
+    except ValueError as error:
+        return None, f"not valid JSON ({error})"
+    if not isinstance(record, dict):
+        return None, f"holds a JSON {type(record).__name__}, not an object"
+    return record, None
+
+
+def read_npz(path: str | os.PathLike, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The arrays `keys` of the `.npz` at `path`, each finite; None when the file is missing,
+    or (with a `CacheWarning` naming the file) when it is unreadable, lacks a key or holds
+    a non-finite value."""
+    try:
+        with np.load(path) as f:
+            arrays = {key: f[key] for key in keys}
+    except FileNotFoundError:
         return None
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        return unusable(path, f"unreadable or incomplete ({type(error).__name__}: {error})")
+    for key, array in arrays.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            return unusable(path, f"array {key!r} holds non-finite values")
+    return arrays
+
+
+def append_log(path: str | os.PathLike, entry: dict, key: str = "sessions") -> Path:
+    """Append `entry` to the list `key` of the JSON log at `path`, atomically and under a lock,
+    so concurrent writers lose nothing. A log that cannot be read is moved aside (renamed,
+    with a `CacheWarning`), never overwritten."""
+    path = Path(path)
+    with exclusive(path):
+        log, problem = _parse_json(path)
+        if problem or (log is not None and not isinstance(log.get(key), list)):
+            aside = path.with_name(f"{path.name}.corrupt-{_stamp()}")
+            os.replace(path, aside)
+            warnings.warn(
+                f"{path} is not a readable log; moved it aside to {aside.name} and began a new one",
+                CacheWarning,
+                stacklevel=2,
+            )
+            log = None
+        log = log or {key: []}
+        log[key].append(entry)
+        return write_json(path, log)
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def portable(path: str | os.PathLike) -> str:
+    """`path` as committed files store it: relative to the repository when inside it, else
+    under `$KDUTILS_DATA_DIR` or `~` when there, else as given."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    bases = [(ROOT, None), (os.environ.get("KDUTILS_DATA_DIR"), "$KDUTILS_DATA_DIR")]
+    for base, name in [*bases, (Path.home(), "~")]:
+        if base and path.resolve().is_relative_to(Path(base).resolve()):
+            rest = path.resolve().relative_to(Path(base).resolve()).as_posix()
+            return rest if name is None else f"{name}/{rest}".removesuffix("/.")
+    return path.as_posix()
 
 
 def run_path(directory: Path, alpha: float, seed: int) -> Path:
@@ -97,7 +184,7 @@ def run_path(directory: Path, alpha: float, seed: int) -> Path:
 def load_runs(directory: str | os.PathLike) -> list[dict]:
     """Every run record under `directory/runs`, sorted by alpha and seed."""
     records = [read_json(p) for p in sorted(Path(directory).glob("runs/*.json"))]
-    records = [r for r in records if r is not None]
+    records = [r for r in records if r is not None and isinstance(r.get("config"), dict)]
     return sorted(records, key=lambda r: (r["config"]["alpha"], r["config"]["seed"]))
 
 

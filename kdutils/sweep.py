@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kdutils.profiles import PROFILES, Profile, alpha_slug, get_profile
-from kdutils.results import ROOT, results_dir
+from kdutils.results import ROOT, portable, results_dir
 
 NOTEBOOK = ROOT / "notebooks" / "distill.md"
 STUDY_NOTEBOOK = ROOT / "notebooks" / "study_run.md"
@@ -45,7 +45,7 @@ def is_done(profile: Profile, alpha: float, directory: Path, pages: Path) -> boo
     """True when every seed of `alpha` has a matching result and its page exists."""
     from kdutils.experiment import load_run
 
-    return page_path(pages, profile, alpha).exists() and all(
+    return page_complete(page_path(pages, profile, alpha)) and all(
         load_run(profile, alpha, seed, directory) for seed in profile.seeds
     )
 
@@ -60,6 +60,32 @@ def pending_teachers(profile: Profile, directory: Path) -> list[int]:
     from kdutils.teacher import load_teacher
 
     return [s for s in profile.seeds if load_teacher(profile, s, directory) is None]
+
+
+def page_complete(page: Path) -> bool:
+    """Whether `page` is a complete executed page: it parses and validates as a notebook, and
+    every code cell ran without an error. A page that is there but fails (a truncated or
+    hand-edited file, a run that died) gets a `CacheWarning` naming it and is run again."""
+    import nbformat
+
+    from kdutils.results import unusable
+
+    if not Path(page).exists():
+        return False
+    try:
+        notebook = nbformat.read(page, as_version=4)
+        nbformat.validate(notebook)
+    except Exception as error:  # nbformat raises several types for a broken file
+        unusable(page, f"not a valid notebook ({type(error).__name__}: {error})")
+        return False
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    if not code or any(cell.get("execution_count") is None for cell in code):
+        unusable(page, "incomplete: a code cell never ran")
+        return False
+    if any(o.get("output_type") == "error" for cell in code for o in cell.get("outputs", [])):
+        unusable(page, "a code cell failed")
+        return False
+    return True
 
 
 def notebook_parameters(profile: Profile, alpha: float) -> dict:
@@ -122,6 +148,10 @@ def execute_page(notebook_path: Path, parameters: dict, page: Path, failed: Path
                 _keep_failed(output, failed / page.name)
                 raise
     _retitle(executed, title)
+    # papermill records its temporary files; the page keeps where it really came from
+    executed.metadata.papermill.update(
+        input_path=portable(notebook_path), output_path=portable(page)
+    )
     partial = page.with_name(f".{page.name}.tmp")
     nbformat.write(executed, partial)
     os.replace(partial, page)  # atomic: a page on disk is always a complete run
@@ -267,7 +297,7 @@ def pending_conditions(profile: Profile, study: str, results_root=None, pages: P
         c
         for c in module.conditions(profile)
         if not (
-            study_page_path(pages, profile, study, c).exists()
+            page_complete(study_page_path(pages, profile, study, c))
             and module.is_done(profile, c, study_dir(profile, study, c, results_root))
         )
     ]
@@ -342,21 +372,27 @@ def run_studies(
 
 
 def log_session(directory: Path, started: str, seconds: float, failures: list[float]) -> None:
-    """Append this invocation's wall time to `<results>/sweep.json` (a list of sessions)."""
+    """Append this invocation's wall time to `<results>/sweep.json` (a list of sessions),
+    atomically under a lock (`kdutils.results.append_log`): concurrent sweeps lose no entry,
+    and a corrupt log is moved aside, never overwritten."""
     from kdutils.repro import environment
-    from kdutils.results import read_json, write_json
+    from kdutils.results import append_log
 
-    log = read_json(directory / "sweep.json") or {"sessions": []}
-    log["sessions"].append(
-        {
-            "started": started,
-            "seconds": seconds,
-            "failed_alphas": failures,
-            "command": " ".join(sys.argv),
-            "environment": environment(),
-        }
-    )
-    write_json(directory / "sweep.json", log)
+    entry = {
+        "started": started,
+        "seconds": seconds,
+        "failed_alphas": failures,
+        "command": command_line(sys.argv),
+        "environment": environment(),
+    }
+    append_log(directory / "sweep.json", entry)
+
+
+def command_line(argv: list[str]) -> str:
+    """The sweep's command as the log stores it: `python -m kdutils.sweep` and its arguments,
+    paths relative to the repository (no machine paths in committed files)."""
+    args = [portable(a) if os.path.isabs(a) else a for a in argv[1:]]
+    return " ".join(["python -m kdutils.sweep", *args])
 
 
 def parser() -> argparse.ArgumentParser:

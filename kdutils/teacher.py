@@ -10,11 +10,19 @@ import keras
 import numpy as np
 
 from kdutils import metrics
-from kdutils.data import Dataset, load_dataset
+from kdutils.data import Dataset, arrays_sha256, load_dataset
 from kdutils.models import build_model
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, exclusive, read_json, write_json, write_npz
+from kdutils.results import (
+    epoch_records,
+    exclusive,
+    read_json,
+    read_npz,
+    unusable,
+    write_json,
+    write_npz,
+)
 
 SPLITS = ("train", "val", "test")
 
@@ -34,17 +42,38 @@ def teacher_paths(directory: Path, seed: int) -> tuple[Path, Path, Path]:
 
 
 def load_teacher(profile: Profile, seed: int, directory: Path) -> Teacher | None:
-    """The cached teacher if its stored config matches the profile's, else None."""
+    """The cached teacher if its stored config matches the profile's, else None.
+
+    A cache that fails its check (unreadable record or logits, a missing split, non-finite
+    or mis-shaped logits, a checksum that does not match) is None too, with a `CacheWarning`
+    naming the file, so `get_teacher` trains the teacher again.
+    """
     record_path, logits_path, _ = teacher_paths(directory, seed)
     record = read_json(record_path)
     if record is None or record.get("key") != config_key(profile.teacher_config(seed)):
         return None
-    try:
-        with np.load(logits_path) as f:
-            logits = {split: f[split] for split in SPLITS}
-    except (OSError, KeyError, ValueError):
+    logits = read_npz(logits_path, SPLITS)  # None (warned) when unreadable or non-finite
+    if logits is None:
         return None
+    if any(a.ndim != 2 or a.shape[1] != logits["train"].shape[1] for a in logits.values()):
+        return unusable(logits_path, f"shapes {[a.shape for a in logits.values()]}")
+    stored = record.get("logits_sha256")
+    if stored is not None and stored != arrays_sha256(logits):
+        return unusable(logits_path, f"content does not match the checksum in {record_path.name}")
     return Teacher(record, logits)
+
+
+def load_weights(model: keras.Model, path: Path) -> bool:
+    """Load cached weights into `model`; False when there are none, or (with a
+    `CacheWarning` naming the file) when they cannot be read or do not fit the model."""
+    if not Path(path).exists():
+        return False
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError, KeyError) as error:
+        unusable(path, f"weights cannot be loaded ({type(error).__name__}: {error})")
+        return False
+    return True
 
 
 def fit_supervised(
@@ -94,6 +123,7 @@ def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | 
         "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
         "train_accuracy_clean": metrics.accuracy(logits["train"], data.y_train_clean),
         "noisy_labels": metrics.noisy_label_fit(logits["train"], data),
+        "logits_sha256": arrays_sha256(logits),
         "train_seconds": train_time,
         "seconds_per_epoch": train_time / profile.teacher_epochs,
         "environment": environment(),

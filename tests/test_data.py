@@ -11,8 +11,10 @@ import json
 import os
 import pathlib
 import pickle
+import re
 import shutil
 import tarfile
+import warnings
 
 import numpy as np
 import pytest
@@ -445,6 +447,29 @@ def test_cifar10_decoded_arrays_are_cached_on_disk(cifar_jpeg, monkeypatch):
     assert ds.class_names[9] == "truck"
     assert ds.noise_mask.sum() == 100
     assert "jpeg" in ds.summary()["source"].lower()
+
+
+@needs_cifar
+def test_cifar10_cache_edited_in_place_is_rebuilt_with_a_warning(cifar_jpeg, monkeypatch):
+    cache, raw = cifar_jpeg
+    (npz,) = (cache / "cifar10").glob("cifar10-jpeg-*.npz")
+    with np.load(npz) as f:
+        arrays = dict(f)
+    assert "sha256" in arrays  # the derived cache stores a checksum of its content
+    arrays["y_train"][[0, 1]] = arrays["y_train"][[1, 0]]  # well-formed, label counts unchanged
+    arrays["x_test"][0, 0, 0] ^= 1
+    np.savez(npz, **arrays)
+    monkeypatch.setenv("KDUTILS_CACHE_DIR", str(cache))
+    monkeypatch.setattr(data, "_decode_cifar10_jpeg", lambda path: tuple(map(np.array, raw[:4])))
+    data.clear_memory_cache()
+    with pytest.warns(UserWarning, match=f"{re.escape(str(npz))}.*stored checksum"):
+        again = data.load_raw("cifar10")
+    for a, b in zip(raw[:4], again[:4], strict=True):
+        np.testing.assert_array_equal(a, b)
+    data.clear_memory_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rebuilt cache passes its check
+        data.load_raw("cifar10")
 
 
 @needs_fashion

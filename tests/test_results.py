@@ -74,7 +74,8 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     assert results.read_json(path) == {"a": 1}  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left
     (tmp_path / "bad.json").write_text('{"trunc')
-    assert results.read_json(tmp_path / "bad.json") is None
+    with pytest.warns(results.CacheWarning, match="bad.json: not valid JSON"):
+        assert results.read_json(tmp_path / "bad.json") is None
 
 
 def _hold_lock(path: str, log: str, seconds: float) -> None:

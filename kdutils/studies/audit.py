@@ -43,7 +43,7 @@ from kdutils.profiles import (
 from kdutils.repro import environment, set_seed
 from kdutils.results import budgets_table, epoch_records, read_json, write_json
 from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
-from kdutils.teacher import Teacher, get_teacher, load_teacher, teacher_paths
+from kdutils.teacher import Teacher, get_teacher, load_teacher, load_weights, teacher_paths
 
 TITLE = "Auditing the original study's bugs"
 
@@ -339,7 +339,12 @@ def teacher_model(profile: Profile, seed: int, directory: Path, data: Dataset):
     home = teacher_home(profile, seed, directory)
     cached = get_teacher(profile, seed, home, data)
     model = build_model(profile.teacher, data.x_train.shape[1:], data.num_classes)
-    model.load_weights(teacher_paths(home, seed)[2])
+    weights = teacher_paths(home, seed)[2]
+    if not load_weights(model, weights):
+        raise RuntimeError(
+            f"{weights}: the teacher's weights cannot be loaded; delete the file, and the "
+            f"teacher of seed {seed} is trained again for this study"
+        )
     check = model.predict(data.x_val[:256], batch_size=512, verbose=0)
     if not np.allclose(check, cached.logits["val"][:256], atol=1e-3):
         raise RuntimeError(f"teacher seed {seed}: weights do not reproduce its cached logits")

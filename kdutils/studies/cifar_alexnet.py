@@ -33,9 +33,9 @@ from kdutils.models import alexnet_cifar, build_model
 from kdutils.plots import WIDTH
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key, same_config
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, write_json, write_npz
+from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
-from kdutils.teacher import fit_supervised
+from kdutils.teacher import fit_supervised, load_weights
 
 TITLE = "AlexNet to a small CNN on CIFAR-10"
 
@@ -293,12 +293,12 @@ def get_teacher(
     """(record, frozen model, cached val/test logits) of teacher `seed`, trained if missing."""
     record = load_record(profile, "teacher", seed, directory)
     weights, logits = teacher_weights_path(directory, seed), teacher_logits_path(directory, seed)
-    if record is None or not weights.exists() or not logits.exists():
-        record = train_teacher(profile, seed, directory, data)
     teacher = build_teacher(profile, data)
-    teacher.load_weights(weights)
-    with np.load(logits) as f:
-        cached = {s: f[s] for s in ("val", "test")}
+    cached = read_npz(logits, ("val", "test")) if record else None
+    if cached is None or not load_weights(teacher, weights):
+        record = train_teacher(profile, seed, directory, data)
+        teacher.load_weights(weights)
+        cached = read_npz(logits, ("val", "test"))
     return record, teacher, cached
 
 

@@ -42,7 +42,7 @@ from kdutils.models import build_model, resnet_cifar
 from kdutils.plots import WIDTH
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, write_json, write_npz
+from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
 from kdutils.teacher import fit_supervised
 
@@ -414,11 +414,8 @@ def load_teacher(s: Settings, seed: int, directory: Path) -> tuple[dict, dict] |
     record = load_record(s, "teacher", seed, directory)
     if record is None:
         return None
-    try:
-        with np.load(teacher_logits_path(directory, seed)) as f:
-            return record, {k: f[k] for k in ("train", "val", "test")}
-    except (OSError, KeyError, ValueError):
-        return None
+    logits = read_npz(teacher_logits_path(directory, seed), ("train", "val", "test"))
+    return None if logits is None else (record, logits)
 
 
 def logit_scores(logits: np.ndarray, batch_size: int) -> dict:

@@ -36,8 +36,9 @@ from kdutils.models import resnet_cifar
 from kdutils.plots import WIDTH
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key, same_config
 from kdutils.repro import environment, set_seed
-from kdutils.results import ROOT, epoch_records, read_json, write_json, write_npz
+from kdutils.results import ROOT, epoch_records, read_json, read_npz, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
+from kdutils.teacher import load_weights
 
 TITLE = "Response- vs feature-based distillation on CIFAR-10"
 
@@ -441,14 +442,13 @@ def get_teacher(
     config = teacher_record_config(s, seed)
     weights_path, logits_path = teacher_paths(directory, seed)
     record = load_record(config, directory)
-    if record is None or not logits_path.exists() or (need_model and not weights_path.exists()):
+    logits = read_npz(logits_path, ("train", "val", "test")) if record else None
+    model = build_teacher(s, data) if need_model else None
+    if logits is None or (model and not load_weights(model, weights_path)):
         record = train_teacher(s, seed, directory, data)
-    with np.load(logits_path) as f:
-        logits = {k: f[k] for k in ("train", "val", "test")}
-    model = None
-    if need_model:
-        model = build_teacher(s, data)
-        model.load_weights(weights_path)
+        logits = read_npz(logits_path, ("train", "val", "test"))
+        if model:
+            model.load_weights(weights_path)
     return record, logits, model
 
 

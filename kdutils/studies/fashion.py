@@ -23,7 +23,7 @@ from kdutils.data import DEBIAN_DATASETS_DIR, IDX_SHA256, load_dataset
 from kdutils.plots import WIDTH
 from kdutils.profiles import Profile, same_config
 from kdutils.report import pct, points
-from kdutils.results import budgets_table, read_json, write_json
+from kdutils.results import budgets_table, portable, read_json, write_json
 from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
 from kdutils.studies import sweeps
 from kdutils.studies import sweepstats as ss
@@ -72,10 +72,12 @@ def dataset_path(directory: Path) -> Path:
 
 def dataset_record(profile: Profile) -> dict:
     """The data of the variant's first seed: its config, `Dataset.summary()` (with `source`,
-    the folder the files were read from) and the SHA-256 every file was checked against."""
+    the folder the files were read from, as `results.portable` writes it) and the SHA-256
+    every file was checked against."""
     config = profile.data_config(profile.seeds[0])
     data = load_dataset(**config)
-    return {"config": config, "summary": data.summary(), "sha256": IDX_SHA256[profile.dataset]}
+    summary = data.summary() | {"source": portable(data.source)}  # no machine paths stored
+    return {"config": config, "summary": summary, "sha256": IDX_SHA256[profile.dataset]}
 
 
 def stored_dataset(profile: Profile, directory: Path) -> dict | None:

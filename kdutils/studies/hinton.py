@@ -28,7 +28,7 @@ from kdutils.models import build_model
 from kdutils.plots import WIDTH
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, write_json, write_npz
+from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
 
 TITLE = "Hinton et al. (2015) on MNIST"
@@ -272,11 +272,8 @@ def load_teacher(p: Profile, seed: int, directory: Path) -> tuple[dict, dict] | 
     record = load_record(p, "teacher", seed, directory)
     if record is None:
         return None
-    try:
-        with np.load(teacher_logits_path(directory, seed)) as f:
-            return record, {s: f[s] for s in ("train", "val", "test")}
-    except (OSError, KeyError, ValueError):
-        return None
+    logits = read_npz(teacher_logits_path(directory, seed), ("train", "val", "test"))
+    return None if logits is None else (record, logits)
 
 
 def train_teacher(p: Profile, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:

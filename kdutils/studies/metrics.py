@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.colors import LinearSegmentedColormap
 
 from kdutils import metrics as base_metrics
-from kdutils.experiment import test_logits_path
+from kdutils.experiment import stored_test_logits, test_logits_path
 from kdutils.plots import WIDTH
 from kdutils.profiles import Profile, alpha_slug, same_config
 from kdutils.results import run_path, write_json
@@ -202,8 +202,7 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
             alpha, seed = record["config"]["alpha"], record["config"]["seed"]
             if seed not in teachers:
                 teachers[seed] = evaluate(_teacher_test_logits(variant, seed), labels)
-            with np.load(test_logits_path(directory, alpha, seed)) as f:
-                student = evaluate(f["test"], labels)
+            student = evaluate(stored_test_logits(directory, alpha, seed), labels)
             record["test_metrics"] = {"student": student, TEACHER: teachers[seed]}
             write_json(run_path(directory, alpha, seed), record)
     return records
@@ -243,10 +242,10 @@ def check_logits(records: list[dict], directory: Path) -> int:
     for r in records:
         c, m = r["config"], r["test_metrics"]["student"]
         path = test_logits_path(directory, c["alpha"], c["seed"])
-        if not path.exists():
+        logits = stored_test_logits(directory, c["alpha"], c["seed"])
+        if logits is None:
             continue
-        with np.load(path) as f:
-            p = softmax(f["test"])
+        p = softmax(logits)
         predicted = np.bincount(p.argmax(axis=-1), minlength=p.shape[-1])
         if not np.array_equal(predicted, np.asarray(m["confusion"]).sum(axis=0)):
             raise ValueError(f"{path}: predictions differ from the record's confusion matrix")
