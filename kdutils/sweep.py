@@ -339,10 +339,24 @@ def log_session(directory: Path, started: str, seconds: float, failures: list[fl
     write_json(directory / "sweep.json", log)
 
 
+def alpha_argument(text: str) -> float:
+    """An --alphas value: a number in [0, 1], or an argparse error that says so."""
+    from kdutils.losses import check_alpha
+
+    try:
+        return check_alpha(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"alpha must be a number in [0, 1], got {text!r}"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
-    parser.add_argument("--alphas", type=float, nargs="+", help="a subset of the profile's alphas")
+    parser.add_argument(
+        "--alphas", type=alpha_argument, nargs="+", help="a subset of the profile's alphas"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", help="override the profile's seeds")
     parser.add_argument("--train-size", type=int, help="override the profile's train_size")
     parser.add_argument("--epochs", type=int, help="override the profile's epochs")
