@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import http.client
 import io
+import numbers
 import os
 import pathlib
 import pickle
@@ -183,14 +184,12 @@ def load_dataset(
     order, the same for every seed (for quick runs such as CI's).
     """
     _check_name(name)
-    if validation_size < 0:
-        raise ValueError(f"validation_size must be >= 0, got validation_size={validation_size}")
-    if train_size is not None and train_size < 0:
-        raise ValueError(f"train_size must be >= 0 or None, got train_size={train_size}")
-    if not 0.0 <= noise_rate < 1.0:
+    _check_count("validation_size", validation_size, 1)
+    _check_count("train_size", train_size, 1, "None for all the rest")
+    _check_count("test_size", test_size, 1, "None for the whole test set")
+    _check_count("seed", seed, 0)
+    if not _is_real(noise_rate) or not 0.0 <= noise_rate < 1.0:
         raise ValueError(f"noise_rate must be in [0, 1), got noise_rate={noise_rate}")
-    if test_size is not None and test_size < 1:
-        raise ValueError(f"test_size must be >= 1 or None, got test_size={test_size}")
 
     x_all, y_all, x_test, y_test, source = load_raw(name, data_dir)
     if test_size is not None:
@@ -231,6 +230,23 @@ def load_dataset(
         noise_mask=noise_mask,
         class_names=class_names,
         source=source,
+    )
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_count(argument: str, value, minimum: int, none: str | None = None) -> None:
+    """Raise `ValueError` naming `argument` unless `value` is an integer >= `minimum` (or None
+    where `none` says what None means)."""
+    if value is None and none is not None:
+        return
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum:
+        return
+    also = f", or {none}" if none else ""
+    raise ValueError(
+        f"{argument} must be a whole number >= {minimum}{also}; got {argument}={value!r}"
     )
 
 

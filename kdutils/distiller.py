@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kdutils.finite import check_finite, check_finite_dataset
 from kdutils.losses import (
     check_alpha,
     check_temperature,
@@ -36,6 +37,23 @@ _CLAIMED_MESSAGE = (
 def num_classes_of(model: keras.Model) -> int:
     """The size of the last axis of `model`'s (single) output."""
     return int(model.outputs[0].shape[-1])
+
+
+def is_dataset(data) -> bool:
+    """Whether `data` is a `tf.data.Dataset` (checked without importing TensorFlow)."""
+    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+
+
+def dataset_parts(spec):
+    """(inputs, labels or None) of a dataset's element spec."""
+    if isinstance(spec, tuple):
+        return spec[0], (spec[1] if len(spec) > 1 else None)
+    return spec, None
+
+
+def first(element):
+    """The inputs of a dataset element: its first part if it is a tuple, else itself."""
+    return element[0] if isinstance(element, tuple) else element
 
 
 def with_teacher_logits(inputs, teacher_logits) -> dict:
@@ -140,17 +158,24 @@ class Distiller(keras.Model):
             return x[INPUTS], x[TEACHER_LOGITS]
         return x, None
 
-    def check_data(self, x, y=None) -> None:
-        """Raise `ValueError` for labels out of range or teacher logits of the wrong shape.
+    def check_data(self, x, y=None, split: str = "training") -> None:
+        """Raise `ValueError` before any training for data this Distiller would get wrong.
 
-        Checks in-memory arrays (NumPy, lists); datasets and generators are passed through.
+        In-memory arrays (NumPy, lists): the inputs must carry cached teacher logits when there
+        is no teacher model, of shape (N, classes); labels must be integer class indices in
+        range; inputs and logits must be finite (`kdutils.finite`). A `tf.data` dataset is
+        checked by its element spec here, and its values in the graph as it is read.
         """
+        if is_dataset(x):
+            return self._check_dataset_spec(x, split)
         inputs, logits = self._split(x)
         if logits is None and self.teacher is None and x is not None:
             raise ValueError(
-                "this Distiller has no teacher model, so its inputs must carry cached teacher "
-                "logits: pass with_teacher_logits(x, teacher_logits)"
+                f"this Distiller has no teacher model, so its {split} inputs must carry cached "
+                "teacher logits: pass with_teacher_logits(x, teacher_logits)"
             )
+        if hasattr(inputs, "__len__") and len(inputs) == 0:
+            raise ValueError(f"the {split} data is empty: there is nothing to train or score on")
         if hasattr(logits, "shape") and (
             logits.shape[-1] != self.num_classes or len(logits) != len(inputs)
         ):
@@ -158,19 +183,23 @@ class Distiller(keras.Model):
                 f"teacher_logits must have shape ({len(inputs)}, {self.num_classes}), "
                 f"got {tuple(logits.shape)}"
             )
-        if y is None or not isinstance(y, (np.ndarray, list, tuple)):
-            return
-        labels = np.asarray(y)
-        if labels.ndim == 2:
-            if labels.shape[-1] != self.num_classes:
-                raise ValueError(
-                    f"one-hot labels must have {self.num_classes} columns, got {labels.shape}"
-                )
-            return
+        for name, values in (("inputs", inputs), ("teacher_logits", logits)):
+            if isinstance(values, np.ndarray) or hasattr(values, "__array__"):
+                check_finite(values, f"{split} {name}")
+        if y is not None and isinstance(y, (np.ndarray, list, tuple)):
+            self._check_labels(np.asarray(y), split)
+
+    def _check_labels(self, labels: np.ndarray, split: str) -> None:
+        """Integer class indices of shape (N,) in [0, classes), with a metric that fits them."""
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(
-                f"labels must be integer class indices of shape (N,), got dtype {labels.dtype} "
-                f"and shape {labels.shape}"
+                f"{split} labels must be integer class indices of shape (N,), got dtype "
+                f"{labels.dtype} and shape {labels.shape}"
+                + (
+                    "; for one-hot labels pass np.argmax(y, axis=-1)"
+                    if labels.ndim == 2 and labels.shape[-1] == self.num_classes
+                    else ""
+                )
             )
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(
@@ -185,14 +214,59 @@ class Distiller(keras.Model):
                     "measures nothing. Use SparseCategoricalAccuracy (the default)."
                 )
 
+    def _check_dataset_spec(self, dataset, split: str) -> None:
+        """Cached logits present (without a teacher model), integer labels, not empty."""
+        x_spec, y_spec = dataset_parts(dataset.element_spec)
+        if self.teacher is None and not (isinstance(x_spec, dict) and TEACHER_LOGITS in x_spec):
+            raise ValueError(
+                f"this Distiller has no teacher model, so the {split} dataset's elements must "
+                f"be (with_teacher_logits(x, teacher_logits), y); its inputs are {x_spec}. "
+                "Build it as tf.data.Dataset.from_tensor_slices((with_teacher_logits(x, "
+                "logits), y))"
+            )
+        shape = getattr(y_spec, "shape", None)
+        if shape is not None and (
+            y_spec.dtype.is_floating
+            or (shape.rank is not None and shape.rank >= 2 and shape[-1] not in (1, None))
+        ):
+            raise ValueError(
+                f"{split} labels must be integer class indices of shape (batch,), got "
+                f"{y_spec}; for one-hot labels map them with tf.argmax(y, axis=-1)"
+            )
+        if int(dataset.cardinality()) == 0:
+            raise ValueError(f"the {split} dataset is empty: there is nothing to train or score on")
+
+    def _checked(self, data, split: str):
+        """A `tf.data` dataset with the in-graph finite check added; anything else as is."""
+        if not is_dataset(data):
+            return data
+        x_spec, _ = dataset_parts(data.element_spec)
+        picks = {}
+        if isinstance(x_spec, dict) and TEACHER_LOGITS in x_spec:
+            picks[f"{split} teacher_logits"] = lambda e: first(e)[TEACHER_LOGITS]
+            if not isinstance(x_spec[INPUTS], (dict, tuple, list)):
+                picks[f"{split} inputs"] = lambda e: first(e)[INPUTS]
+        elif not isinstance(x_spec, (dict, tuple, list)):
+            picks[f"{split} inputs"] = first
+        return check_finite_dataset(data, picks) if picks else data
+
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         if self.augmentation is not None and self._split(x)[1] is not None:
             raise ValueError(_AUGMENTED_CACHE_MESSAGE)
         self.check_data(x, y)
         if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
-            self.check_data(validation_data[0], validation_data[1])
+            self.check_data(validation_data[0], validation_data[1], "validation")
+        elif is_dataset(validation_data):
+            self.check_data(validation_data, split="validation")
+        x, validation_data = (
+            self._checked(x, "training"),
+            self._checked(validation_data, "validation"),
+        )
         self._build_optimizer()
-        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+        history = super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+        if kwargs.get("epochs", 1) > kwargs.get("initial_epoch", 0) and not history.history:
+            raise ValueError("no training step ran: the training data yielded no batches")
+        return history
 
     def _build_optimizer(self) -> None:
         """Create the optimizer's slots now, when every layer already has its weights.
@@ -208,7 +282,7 @@ class Distiller(keras.Model):
             optimizer.build(self.trainable_variables)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        self.check_data(x, y)
+        self.check_data(x, y, "evaluation")
         return super().evaluate(x, y, *args, **kwargs)
 
     # -- the model -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 from kdutils import metrics
 from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
+from kdutils.finite import StopOnNonFiniteLoss, check_finite
 from kdutils.fused import FusedDistiller, split_history
 from kdutils.models import build_model
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, same_config
@@ -177,13 +178,14 @@ def _train(profile, alphas, seed, data, teacher, verbose) -> list[tuple[dict, np
         validation_data=(with_teacher_logits(data.x_val, teacher.logits["val"]), data.y_val),
         batch_size=profile.batch_size,
         epochs=profile.epochs,
-        callbacks=[budgets],
+        callbacks=[StopOnNonFiniteLoss(f"students {alphas} of seed {seed}"), budgets],
         verbose=verbose,
     ).history
     seconds = time.perf_counter() - start
     histories = [history] if len(alphas) == 1 else split_history(history, len(alphas))
     # One predict call for all students: a call per student would trace a function each.
     train_logits, test_logits = budgets.logits(data.x_train), budgets.logits(data.x_test)
+    check_finite(test_logits, f"test logits of the students {alphas} of seed {seed}")
     records = []
     for i, (alpha, student) in enumerate(zip(alphas, students, strict=True)):
         final = budgets.scores[i][-1]

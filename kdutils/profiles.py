@@ -41,6 +41,15 @@ class Profile:
     teacher_epochs: int = 5
 
     def __post_init__(self):
+        from kdutils.losses import check_alpha, check_temperature
+
+        for alpha in self.alphas:
+            check_alpha(alpha)
+        check_temperature(self.temperature)
+        if not self.seeds or any(
+            isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds
+        ):
+            raise ValueError(f"seeds must be whole numbers >= 0, got seeds={self.seeds!r}")
         if not self.budgets or max(self.budgets) != self.epochs:
             raise ValueError(f"budgets {self.budgets} must end at epochs={self.epochs}")
         if sorted(set(self.budgets)) != list(self.budgets) or min(self.budgets) < 1:

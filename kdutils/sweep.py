@@ -395,11 +395,25 @@ def command_line(argv: list[str]) -> str:
     return " ".join(["python -m kdutils.sweep", *args])
 
 
+def alpha_argument(text: str) -> float:
+    """An --alphas value: a number in [0, 1], or an argparse error that says so."""
+    from kdutils.losses import check_alpha
+
+    try:
+        return check_alpha(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"alpha must be a number in [0, 1], got {text!r}"
+        ) from None
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of `python -m kdutils.sweep`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
-    parser.add_argument("--alphas", type=float, nargs="+", help="a subset of the profile's alphas")
+    parser.add_argument(
+        "--alphas", type=alpha_argument, nargs="+", help="a subset of the profile's alphas"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", help="override the profile's seeds")
     parser.add_argument("--train-size", type=int, help="override the profile's train_size")
     parser.add_argument("--epochs", type=int, help="override the profile's epochs")

@@ -11,6 +11,7 @@ import numpy as np
 
 from kdutils import metrics
 from kdutils.data import Dataset, arrays_sha256, load_dataset
+from kdutils.finite import StopOnNonFiniteLoss, check_finite
 from kdutils.models import build_model
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
 from kdutils.repro import environment, set_seed
@@ -80,7 +81,12 @@ def fit_supervised(
     model: keras.Model, optimizer, data: Dataset, batch_size: int, epochs: int
 ) -> tuple[dict, float]:
     """Train `model` (logits) with cross-entropy on `data`'s training labels, validating on
-    its validation split; return the Keras history and the training seconds."""
+    its validation split; return the Keras history and the training seconds.
+
+    Inputs holding NaN or inf are refused first, and a loss that becomes NaN or inf stops
+    training with `NonFiniteError` (`kdutils.finite`)."""
+    for split in ("train", "val"):
+        check_finite(getattr(data, f"x_{split}"), f"{data.name} x_{split}")
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -94,6 +100,7 @@ def fit_supervised(
         validation_data=(data.x_val, data.y_val),
         batch_size=batch_size,
         epochs=epochs,
+        callbacks=[StopOnNonFiniteLoss(f"supervised training of {model.name}")],
         verbose=0,
     ).history
     return history, time.perf_counter() - start
@@ -114,6 +121,8 @@ def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | 
     )
     inputs = {"train": data.x_train, "val": data.x_val, "test": data.x_test}
     logits = {s: model.predict(x, batch_size=512, verbose=0) for s, x in inputs.items()}
+    for split, values in logits.items():
+        check_finite(values, f"the teacher's {split} logits (seed {seed})")
     record = {
         "key": config_key(config),
         "config": config,
