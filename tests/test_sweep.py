@@ -77,22 +77,26 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
         proc.wait()
     kept = first.read_bytes()
 
-    # Rerun, with a bad alpha that fails in its notebook; --keep-going runs the rest.
+    # Rerun with a run that fails in its notebook (its record's path is taken by a folder, so
+    # the record cannot be written); --keep-going runs the rest. (A bad alpha such as 1.5 is
+    # refused by the command line before anything runs: tests/test_reliability_inputs.py.)
+    (runs / "alpha_0p5_seed0.json").mkdir()
     done = subprocess.run(
-        sweep_command(tmp_path, 0.0, 1.5, 1.0, extra=["--keep-going"]),
+        sweep_command(tmp_path, 0.0, 0.5, 1.0, extra=["--keep-going"]),
         env=env(),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "failed: [1.5]" in done.stderr
-    failed_page = tmp_path / "results" / "smoke" / "failed" / "alpha_1p5.ipynb"
+    assert "failed: [0.5]" in done.stderr
+    failed_page = tmp_path / "results" / "smoke" / "failed" / "alpha_0p5.ipynb"
     assert f"partial executed notebook: {failed_page}" in done.stdout
-    assert "alpha must be a number in [0, 1]" in failed_page.read_text()
+    assert "Is a directory" in failed_page.read_text()
+    (runs / "alpha_0p5_seed0.json").rmdir()
 
     assert first.read_bytes() == kept  # the finished run was not redone
-    assert sorted(p.name for p in runs.iterdir()) == [
+    assert sorted(p.name for p in runs.glob("*.json")) == [
         "alpha_0p0_seed0.json",
         "alpha_1p0_seed0.json",
     ]
@@ -110,7 +114,7 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
     )
     assert again.returncode == 0 and "nothing to train or execute" in again.stdout
     sessions = read_json(tmp_path / "results" / "smoke" / "sweep.json")["sessions"]
-    assert [s["failed_alphas"] for s in sessions] == [[1.5]]  # the killed one never logged
+    assert [s["failed_alphas"] for s in sessions] == [[0.5]]  # the killed one never logged
     assert sessions[0]["seconds"] > 0
 
 
