@@ -84,6 +84,11 @@ class Distiller(keras.Model):
     `soft_loss` (T^2 KL) and `fidelity` (top-1 agreement with the teacher).
     `call` returns the student's logits, so `predict` works as on the student.
     Save the student alone with `distiller.student.save("student.keras")`.
+
+    `fit` checks its data before training (`check_data`): integer labels in range, cached
+    logits present and well shaped, no NaN or inf in the inputs or logits (in the graph, batch
+    by batch, for a `tf.data` dataset), and not empty. Add
+    `kdutils.finite.StopOnNonFiniteLoss()` to the callbacks to stop on a NaN loss.
     """
 
     def __init__(
@@ -184,7 +189,7 @@ class Distiller(keras.Model):
                 f"got {tuple(logits.shape)}"
             )
         for name, values in (("inputs", inputs), ("teacher_logits", logits)):
-            if isinstance(values, np.ndarray) or hasattr(values, "__array__"):
+            if hasattr(values, "__array__"):  # NumPy arrays and eager tensors
                 check_finite(values, f"{split} {name}")
         if y is not None and isinstance(y, (np.ndarray, list, tuple)):
             self._check_labels(np.asarray(y), split)

@@ -19,7 +19,7 @@ from kdutils.losses import (
     check_temperature,
     combine,
     cross_entropy,
-    distillation_loss,
+    distillation_loss_per_example,
 )
 
 METRICS = ("loss", "accuracy", "hard_loss", "soft_loss", "fidelity")
@@ -95,11 +95,16 @@ class FusedDistiller(Distiller):
         teacher_class = ops.argmax(teacher, axis=-1)
         labels = y if len(y.shape) == 2 else ops.reshape(y, (-1,))
         batch = ops.cast(ops.shape(teacher)[0], "float32")
+        # every student's T^2 KL in one computation: (batch, students) -> (students,)
+        softs = ops.mean(
+            distillation_loss_per_example(ops.expand_dims(teacher, 1), y_pred, self.temperature),
+            axis=0,
+        )
         total = 0.0
         for i, (student, alpha) in enumerate(zip(self.students, self.alphas, strict=True)):
             logits = y_pred[:, i, :]
             hard = cross_entropy(y, logits)
-            soft = distillation_loss(teacher, logits, self.temperature)
+            soft = softs[i]
             loss = combine(hard, soft, alpha)
             if student.losses:
                 loss = loss + ops.sum(ops.stack(student.losses))
