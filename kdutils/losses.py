@@ -43,7 +43,12 @@ def soft_targets(logits, temperature: float = 1.0):
 
 def distillation_loss_per_example(teacher_logits, student_logits, temperature: float):
     """T^2 * KL(softmax(t/T) || softmax(s/T)) for each example (no batch reduction)."""
-    temperature = check_temperature(temperature)
+    return scaled_kl_per_example(teacher_logits, student_logits, check_temperature(temperature))
+
+
+def scaled_kl_per_example(teacher_logits, student_logits, temperature):
+    """`distillation_loss_per_example` with `temperature` unchecked: it may be a tensor (one
+    per student in `kdutils.batched`)."""
     log_p_teacher = ops.log_softmax(ops.divide(teacher_logits, temperature), axis=-1)
     log_p_student = ops.log_softmax(ops.divide(student_logits, temperature), axis=-1)
     p_teacher = ops.exp(log_p_teacher)
