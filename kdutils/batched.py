@@ -21,6 +21,7 @@ every backend. The student is any `keras.Sequential` of the layers in `SUPPORTED
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable
 
@@ -377,6 +378,11 @@ class BatchedStudents:
         ]
         return np.concatenate(out, axis=1)
 
+    @property
+    def parameters(self) -> int:
+        """The number of weights of one student."""
+        return sum(int(np.prod(p.shape[1:])) for p in self.state[0])
+
     def weights(self, i: int) -> list[np.ndarray]:
         """Student i's current weights, in its Keras model's order (`model.set_weights`)."""
         return [np.asarray(ops.convert_to_numpy(p[i])) for p in self.state[0]]
@@ -386,3 +392,29 @@ def _flat(array: np.ndarray) -> np.ndarray:
     """(D, n, ...) -> (D * n, ...), float32 unless integer."""
     flat = array.reshape(-1, *array.shape[2:])
     return flat if np.issubdtype(flat.dtype, np.integer) else flat.astype("float32")
+
+
+def bytes_per_student(model: keras.Model, batch_size: int, eval_chunk: int = 256) -> int:
+    """Memory one more batched student needs: its weights with Adam's slots and gradients,
+    and its activations for a training batch (forward and backward) and an evaluation chunk,
+    doubled for the compiler's temporaries."""
+    activations = sum(int(np.prod(layer.output.shape[1:])) for layer in model.layers)
+    activations += int(np.prod(model.inputs[0].shape[1:]))
+    floats = 6 * model.count_params() + activations * (3 * batch_size + eval_chunk)
+    return 2 * 4 * floats
+
+
+def memory_budget(data_bytes: int) -> int:
+    """Bytes batched students may use: 75% of RAM less this process and the data."""
+    import psutil
+
+    total = psutil.virtual_memory().total
+    return int(0.75 * total - psutil.Process().memory_info().rss - data_bytes)
+
+
+def chunks(students: list, per_student: int, budget: int) -> list[list]:
+    """`students` in as few, nearly equal chunks as fit in `budget` bytes (at least one each)."""
+    fit = max(1, budget // max(per_student, 1))
+    count = -(-len(students) // fit)
+    bounds = [len(students) * i // count for i in range(count + 1)]
+    return [students[a:b] for a, b in itertools.pairwise(bounds)]

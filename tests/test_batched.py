@@ -14,8 +14,16 @@ import keras
 import numpy as np
 import pytest
 
-from kdutils import Distiller, with_teacher_logits
-from kdutils.batched import BatchedStudents, Split, Student, epoch_order, functional
+from kdutils import Distiller, batched, with_teacher_logits
+from kdutils.batched import (
+    BatchedStudents,
+    Split,
+    Student,
+    bytes_per_student,
+    chunks,
+    epoch_order,
+    functional,
+)
 from kdutils.models import report_cnn
 from kdutils.repro import set_seed
 
@@ -122,3 +130,36 @@ def test_student_checks_alpha_and_temperature():
         Student(1.5, 0, 2.0)
     with pytest.raises(ValueError, match="temperature"):
         Student(0.5, 0, 0.0)
+
+
+def test_chunks_split_what_does_not_fit_in_memory():
+    students = list(range(7))
+    assert chunks(students, per_student=10, budget=1000) == [students]
+    parts = chunks(students, per_student=10, budget=30)
+    assert [len(p) for p in parts] == [2, 2, 3] and [s for p in parts for s in p] == students
+    assert chunks([1, 2], per_student=10, budget=-5) == [[1], [2]]  # never zero per chunk
+    model = build()
+    assert bytes_per_student(model, 64) > bytes_per_student(model, 32) > 4 * model.count_params()
+
+
+def test_run_batched_trains_every_alpha_and_seed_once(tmp_path, monkeypatch):
+    """All (alpha, seed) of a profile, split into two chunks; a rerun trains nothing."""
+    from kdutils import experiment
+    from kdutils.profiles import get_profile
+
+    monkeypatch.setattr(batched, "memory_budget", lambda data_bytes: 2 * 10**9)
+    monkeypatch.setattr(batched, "bytes_per_student", lambda model, size: 10**9)
+    profile = get_profile("smoke").override(seeds=[0, 1], train_size=150, epochs=2)
+    lines: list[str] = []
+    assert experiment.run_batched(profile, [0.0, 1.0], tmp_path, log=lines.append) == 4
+    assert [line.split(" in ")[0] for line in lines] == ["batched: 2 students trained together"] * 2
+    records = [experiment.load_run(profile, a, s, tmp_path) for s in (0, 1) for a in (0.0, 1.0)]
+    assert [r["trained_with"] for r in records] == [[[0.0, 0], [1.0, 0]]] * 2 + [
+        [[0.0, 1], [1.0, 1]]
+    ] * 2
+    assert {r["trainer"] for r in records} == {f"batched-{batched.MODES[keras.backend.backend()]}"}
+    assert all(
+        len(r["history"]) == 2 and [b["epochs"] for b in r["budgets"]] == [1, 2] for r in records
+    )
+    assert len({r["test_accuracy"] for r in records}) > 1
+    assert experiment.run_batched(profile, [0.0, 1.0], tmp_path) == 0
