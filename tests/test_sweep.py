@@ -205,3 +205,29 @@ def test_page_whose_kernel_never_ran_a_cell_is_started_again(tmp_path, monkeypat
         sweep.execute_page(notebook, {"x": -1}, tmp_path / "bad.ipynb", failed, "Run: bad")
     assert len(calls) == 1 and (failed / "bad.ipynb").exists()
     assert not (tmp_path / "bad.ipynb").exists()
+
+
+def test_default_sweep_trains_every_alpha_and_seed_together(tmp_path):
+    done = subprocess.run(
+        sweep_command(tmp_path, 0.0, 1.0, extra=["--seeds", "0", "1", "--jobs", "2"]),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "batched: 4 students trained together" in done.stdout
+    runs = sorted((tmp_path / "results" / "smoke" / "runs").glob("*.json"))
+    assert len(runs) == 4
+    pairs = [[0.0, 0], [1.0, 0], [0.0, 1], [1.0, 1]]
+    assert all(read_json(p)["trained_with"] == pairs for p in runs)
+    pages = sorted((tmp_path / "pages" / "smoke").glob("*.ipynb"))
+    assert [p.stem for p in pages] == ["alpha_0p0", "alpha_1p0"]
+    again = subprocess.run(
+        sweep_command(tmp_path, 0.0, 1.0, extra=["--seeds", "0", "1"]),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "2 of 2 alphas already done" in again.stdout and "batched:" not in again.stdout
