@@ -6,12 +6,14 @@ the students' losses: each gradient is exactly the student's own, and Adam updat
 weight from its own gradients, so batched training is the same training as separate runs
 with the same data order (tests/test_batched.py checks weights and histories).
 
-How the students share the step depends on the backend (`MODES`, recorded in each record):
+How the students share the step depends on the backend and device (`MODES`, recorded in
+each record):
 - "vmap" (JAX): `jax.vmap` over the student written as a pure function of its weights, so
   an accelerator sees a few large kernels instead of N small ones;
 - "loop": the students one after another inside the one compiled function (the form of
   `kdutils.fused.FusedDistiller`). TensorFlow on CPU refuses the gradient of a grouped
-  convolution, and its batched-matmul form was slower, so TensorFlow uses this.
+  convolution and its batched-matmul form was slower; on JAX's CPU, vmap's grouped
+  convolutions were far slower than this (benchmarks/speed.py).
 
 The data order is explicit: epoch e of seed s visits `epoch_order(s, e, n)`, the same on
 every backend. The student is any `keras.Sequential` of the layers in `SUPPORTED`
@@ -46,9 +48,25 @@ SUPPORTED = (
     layers.ReLU,
     layers.Activation,
 )
-# The faster way to batch students on each backend, measured by benchmarks/speed.py.
-MODES = {"jax": "vmap", "tensorflow": "loop"}
+# The faster way to batch students on each backend and device, measured by
+# benchmarks/speed.py: on CPU, XLA's grouped convolutions (what vmap makes of N students'
+# convolutions) are far slower than N plain ones; accelerators run them as a few large kernels.
+MODES = {("jax", "cpu"): "loop", ("jax", "accelerator"): "vmap", ("tensorflow", "cpu"): "loop"}
 STATS = ("loss", "hard_loss", "soft_loss", "correct", "agree")
+
+
+def default_mode() -> str:
+    """The faster batched mode (`MODES`) for the active backend and its default device."""
+    backend, device = keras.backend.backend(), "cpu"
+    if backend == "jax":
+        import jax
+
+        device = "cpu" if jax.default_backend() == "cpu" else "accelerator"
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        device = "accelerator" if tf.config.list_logical_devices("GPU") else "cpu"
+    return MODES.get((backend, device), "loop")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,8 +287,8 @@ class BatchedStudents:
 
     def __init__(self, build, students, learning_rate, batch_size, mode="auto", steps_per_call=32):
         backend = keras.backend.backend()
-        self.mode = MODES.get(backend, "loop") if mode == "auto" else mode
-        if backend not in MODES or (self.mode == "vmap" and backend != "jax"):
+        self.mode = default_mode() if mode == "auto" else mode
+        if backend not in ("jax", "tensorflow") or (self.mode == "vmap" and backend != "jax"):
             raise ValueError(f"batched mode {self.mode!r} is not available on {backend}")
         self.students, self.batch_size = list(students), int(batch_size)
         self.steps_per_call = int(steps_per_call)
