@@ -189,11 +189,13 @@ def batched_scan(run, args) -> list[dict]:
     """Separate (cached, 32 steps per call), fused and batched students on each backend,
     the batched at each N of `--batched-students`; printed as they come."""
     images = args.batched_images or args.images
-    plan = [("cached_spe", 1), ("fused_spe", 11)] + [("batched", n) for n in args.batched_students]
     rows = []
     print(f"batched scan: {images} images; backend, mode, N, s/epoch, s/epoch per student, x floor")
     for backend in args.backends:
-        for mode, n in plan:
+        scan = args.batched_students
+        if backend == "jax" and args.jax_batched_students is not None:
+            scan = args.jax_batched_students
+        for mode, n in [("cached_spe", 1), ("fused_spe", 11)] + [("batched", n) for n in scan]:
             row = run(mode, images=images, students=n, backend=backend) | {"backend": backend}
             rows.append(row)
             print(f"  {backend:<11}{row.get('batched_mode', mode):<11}{n:>4}"
@@ -215,6 +217,9 @@ def main() -> None:
     )
     parser.add_argument("--batched-images", type=int, help="images of the batched scan")
     parser.add_argument("--backends", nargs="*", default=["tensorflow", "jax"])
+    parser.add_argument(
+        "--jax-batched-students", type=int, nargs="*", help="JAX's batched N (default: the same)"
+    )
     parser.add_argument("--output", help="write the results as JSON here")
     parser.add_argument("--child", choices=[*MODES, "batched"], help=argparse.SUPPRESS)
     args = parser.parse_args()
