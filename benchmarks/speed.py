@@ -15,6 +15,7 @@ reads the JSON it writes.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -23,6 +24,8 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -88,11 +91,49 @@ def measure(mode: str, images: int, epochs: int, students: int, batch_size: int)
     }
 
 
-def run_child(mode: str, images: int, epochs: int, students: int, batch_size: int) -> dict:
-    """`measure` in a fresh Python process; its last stdout line is the JSON result."""
+def measure_batched(images: int, epochs: int, students: int, batch_size: int) -> dict:
+    """`students` students (11 alphas per seed) in one `BatchedStudents`, on this backend."""
+    import keras
+
+    from kdutils import build_model
+    from kdutils.batched import BatchedStudents, Split, Student
+    from kdutils.data import load_dataset
+    from kdutils.perf import peak_rss_mib, training_flops
+    from kdutils.profiles import ALPHAS, STEPS_PER_EXECUTION
+
+    data = load_dataset("mnist", train_size=images, validation_size=5000, seed=0)
+    logits = np.random.default_rng(0).normal(0, 3, (images, 10)).astype("float32")
+    split = Split.of(data.x_train, data.y_train, logits)  # speed does not depend on logits
+    group = [Student(ALPHAS[i % len(ALPHAS)], i // len(ALPHAS), 10.0) for i in range(students)]
+    model = BatchedStudents(lambda: build_model("report_student"), group, 1e-3, batch_size,
+                            steps_per_call=STEPS_PER_EXECUTION)  # fmt: skip
+    model.fit(split, None, 1)  # warm-up: tracing and compiling
+    start = time.perf_counter()
+    model.fit(split, None, epochs)
+    seconds = (time.perf_counter() - start) / epochs
+    return {
+        "mode": "batched",
+        "backend": keras.backend.backend(),
+        "batched_mode": model.mode,
+        "images": images,
+        "students": students,
+        "steps_per_execution": STEPS_PER_EXECUTION,
+        "seconds_per_epoch": seconds,
+        "images_per_second": images / seconds,
+        "flops_per_epoch": training_flops(build_model("report_student")) * students * images,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def run_child(
+    mode: str, images: int, epochs: int, students: int, batch_size: int, backend: str = ""
+) -> dict:
+    """`measure` in a fresh Python process (on `backend`, default this one's); its last
+    stdout line is the JSON result."""
     args = [sys.executable, __file__, "--child", mode, "--images", str(images)]
     args += ["--epochs", str(epochs), "--students", str(students), "--batch-size", str(batch_size)]
-    out = subprocess.run(args, capture_output=True, text=True, check=False)
+    env = os.environ | ({"KERAS_BACKEND": backend} if backend else {})
+    out = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"{mode} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -144,6 +185,25 @@ def sweep_estimate(rows: dict[str, dict], default) -> dict:
     }
 
 
+def batched_scan(run, args) -> list[dict]:
+    """Separate (cached, 32 steps per call), fused and batched students on each backend,
+    the batched at each N of `--batched-students`; printed as they come."""
+    images = args.batched_images or args.images
+    rows = []
+    print(f"batched scan: {images} images; backend, mode, N, s/epoch, s/epoch per student, x floor")
+    for backend in args.backends:
+        scan = args.batched_students
+        if backend == "jax" and args.jax_batched_students is not None:
+            scan = args.jax_batched_students
+        for mode, n in [("cached_spe", 1), ("fused_spe", 11)] + [("batched", n) for n in scan]:
+            row = run(mode, images=images, students=n, backend=backend) | {"backend": backend}
+            rows.append(row)
+            print(f"  {backend:<11}{row.get('batched_mode', mode):<11}{n:>4}"
+                  f"{row['seconds_per_epoch']:>9.2f}{row['seconds_per_epoch'] / n:>8.3f}"
+                  f"{row['floor_ratio']:>7.1f}", flush=True)  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=10_000)
@@ -152,11 +212,22 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=11, help="fused students (alphas)")
     parser.add_argument("--scan-students", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--scan-images", type=int, nargs="*", default=[2500, 5000, 20000])
+    parser.add_argument(
+        "--batched-students", type=int, nargs="*", default=[11, 33, 55], help="batched N scan"
+    )
+    parser.add_argument("--batched-images", type=int, help="images of the batched scan")
+    parser.add_argument("--backends", nargs="*", default=["tensorflow", "jax"])
+    parser.add_argument(
+        "--jax-batched-students", type=int, nargs="*", help="JAX's batched N (default: the same)"
+    )
     parser.add_argument("--output", help="write the results as JSON here")
-    parser.add_argument("--child", choices=list(MODES), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=[*MODES, "batched"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = measure(args.child, args.images, args.epochs, args.students, args.batch_size)
+        child = (
+            measure_batched if args.child == "batched" else functools.partial(measure, args.child)
+        )
+        result = child(args.images, args.epochs, args.students, args.batch_size)
         print(json.dumps(result))
         return
 
@@ -170,8 +241,8 @@ def main() -> None:
     print(f"backend: {info['backend']}, keras {info['keras']}; matmul {rate / 1e9:.1f} GFLOP/s")
     print(f"data: {args.images} MNIST images, batch {args.batch_size}, {args.epochs} timed epochs")
 
-    def run(mode, images=args.images, students=args.students):
-        row = run_child(mode, images, args.epochs, students, args.batch_size)
+    def run(mode, images=args.images, students=args.students, backend=""):
+        row = run_child(mode, images, args.epochs, students, args.batch_size, backend)
         row["flop_floor_seconds"] = row["flops_per_epoch"] / rate
         row["floor_ratio"] = (
             row["seconds_per_epoch"] / row["flop_floor_seconds"] if row["flops_per_epoch"] else None
@@ -200,6 +271,7 @@ def main() -> None:
     images_scan = [
         run(mode, images=n) for n in args.scan_images for mode in ("cached_spe", "fused_spe")
     ]
+    batched = batched_scan(run, args)
     estimate = sweep_estimate(rows, get_profile("default"))
     print(
         f"default sweep ({estimate['runs']} runs), student training: per-step teacher "
@@ -219,6 +291,7 @@ def main() -> None:
             "rows": list(rows.values()),
             "students_scan": [rows["fused_spe"], *students_scan],
             "images_scan": [rows["cached_spe"], rows["fused_spe"], *images_scan],
+            "batched_scan": batched,
             "default_sweep_estimate": estimate,
             "seconds": seconds,
             "environment": environment(),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from kdutils import metrics
+from kdutils import batched, metrics
 from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.finite import StopOnNonFiniteLoss, check_finite
@@ -52,15 +53,18 @@ class BudgetEvaluation(keras.callbacks.Callback):
         if not self.scores:
             self.scores = [[] for _ in range(val.shape[1])]
         for i, scores in enumerate(self.scores):
-            scores.append(
-                {
-                    "epochs": epoch + 1,
-                    "val_accuracy": metrics.accuracy(val[:, i], self.data.y_val),
-                    "test_accuracy": metrics.accuracy(test[:, i], self.data.y_test),
-                    "test_fidelity": metrics.agreement(test[:, i], self.teacher.logits["test"]),
-                    "test_kl": metrics.kl_to_reference(test[:, i], self.teacher.logits["test"]),
-                }
-            )
+            scores.append(budget_scores(epoch + 1, val[:, i], test[:, i], self.data, self.teacher))
+
+
+def budget_scores(epochs: int, val, test, data: Dataset, teacher: Teacher) -> dict:
+    """One student's validation and test scores after `epochs`, from its logits."""
+    return {
+        "epochs": epochs,
+        "val_accuracy": metrics.accuracy(val, data.y_val),
+        "test_accuracy": metrics.accuracy(test, data.y_test),
+        "test_fidelity": metrics.agreement(test, teacher.logits["test"]),
+        "test_kl": metrics.kl_to_reference(test, teacher.logits["test"]),
+    }
 
 
 def load_run(profile: Profile, alpha: float, seed: int, directory: Path) -> dict | None:
@@ -118,21 +122,11 @@ def run_students(
             data = data or load_dataset(**profile.data_config(seed))
             teacher = get_teacher(profile, seed, teachers or directory, data)
             for group in [todo] if fused else [[a] for a in todo]:
-                trained = _train(profile, group, seed, data, teacher, verbose)
-                records |= _store(trained, directory, seed, save_logits)
+                for record, test_logits in _train(profile, group, seed, data, teacher, verbose):
+                    records[record["config"]["alpha"]] = store(
+                        directory, record, test_logits, save_logits
+                    )
     return [records[a] for a in alphas]
-
-
-def _store(trained: list, directory: Path, seed: int, save_logits: bool) -> dict[float, dict]:
-    """Write each trained (record, test logits) of `seed` atomically; {alpha: record}."""
-    stored = {}
-    for record, test_logits in trained:
-        alpha = record["config"]["alpha"]
-        if save_logits:
-            write_npz(test_logits_path(directory, alpha, seed), test=test_logits.astype("f2"))
-        write_json(run_path(directory, alpha, seed), record)
-        stored[alpha] = record
-    return stored
 
 
 def _missing(records: dict, directory: Path, seed: int, save_logits: bool) -> list[float]:
@@ -142,6 +136,106 @@ def _missing(records: dict, directory: Path, seed: int, save_logits: bool) -> li
         for alpha, record in records.items()
         if record is None or (save_logits and stored_test_logits(directory, alpha, seed) is None)
     ]
+
+
+def store(directory: Path, record: dict, test_logits: np.ndarray, save_logits: bool) -> dict:
+    """Write a run's record (and with `save_logits` its float16 test logits); return it."""
+    alpha, seed = record["config"]["alpha"], record["config"]["seed"]
+    if save_logits:
+        write_npz(test_logits_path(directory, alpha, seed), test=test_logits.astype("f2"))
+    write_json(run_path(directory, alpha, seed), record)
+    return record
+
+
+def run_batched(
+    profile: Profile,
+    alphas,
+    directory: Path,
+    teachers: Path | None = None,
+    save_logits: bool = False,
+    log=print,
+) -> int:
+    """Train every (alpha, seed) of `profile` not yet stored all together (kdutils.batched),
+    in as few chunks as fit in memory; write one record per run. Returns how many trained.
+
+    Each record names the students it trained with (`trained_with`, [alpha, seed] pairs) and
+    the `trainer` ("batched-vmap" or "batched-loop"); neither is part of the run's config.
+    """
+    if not _pending_pairs(profile, alphas, directory):
+        return 0
+    # Claim every seed's students, in seed order as run_students claims one: a concurrent
+    # sweep waits, then finds them stored when it checks again.
+    with contextlib.ExitStack() as claims:
+        for seed in sorted(profile.seeds):
+            claims.enter_context(exclusive(Path(directory) / "runs" / f"seed{seed}"))
+        todo = _pending_pairs(profile, alphas, directory)
+        if todo:
+            _train_chunks(profile, todo, directory, teachers, save_logits, log)
+    return len(todo)
+
+
+def _pending_pairs(profile: Profile, alphas, directory: Path) -> list[tuple[float, int]]:
+    """The (alpha, seed) pairs of `profile` with no stored record that matches."""
+    pairs = [(float(a), s) for s in profile.seeds for a in alphas]
+    return [(a, s) for a, s in pairs if load_run(profile, a, s, directory) is None]
+
+
+def _train_chunks(profile, todo, directory, teachers, save_logits, log) -> None:
+    """Train the (alpha, seed) pairs `todo` in as few batched chunks as fit in memory."""
+    data = {s: load_dataset(**profile.data_config(s)) for s in dict.fromkeys(s for _, s in todo)}
+    teacher = {s: get_teacher(profile, s, teachers or directory, d) for s, d in data.items()}
+    first = next(iter(data.values()))
+    model = build_model(profile.student, first.x_train.shape[1:], first.num_classes)
+    data_bytes = sum(d.x_train.nbytes + d.x_val.nbytes + d.x_test.nbytes for d in data.values())
+    per_student = batched.bytes_per_student(model, profile.batch_size)
+    for chunk in batched.chunks(todo, per_student, batched.memory_budget(2 * data_bytes)):
+        start = time.perf_counter()
+        for record, test_logits in _train_batched(profile, chunk, data, teacher):
+            store(directory, record, test_logits, save_logits)
+        seconds = time.perf_counter() - start
+        log(f"batched: {len(chunk)} students trained together in {seconds:.0f} s")
+
+
+def _train_batched(profile, chunk, data, teacher) -> list[tuple[dict, np.ndarray]]:
+    """Train the (alpha, seed) pairs of `chunk` in one `BatchedStudents`: (record, test logits)."""
+    seeds = list(dict.fromkeys(s for _, s in chunk))
+    students = [batched.Student(a, s, profile.temperature, seeds.index(s)) for a, s in chunk]
+    train, val, test = (
+        batched.Split.stack([
+            batched.Split.of(getattr(data[s], f"x_{part}"), getattr(data[s], f"y_{part}"),
+                             teacher[s].logits[part])
+            for s in seeds
+        ])
+        for part in ("train", "val", "test")
+    )  # fmt: skip
+    shape, classes = train.x.shape[2:], data[seeds[0]].num_classes
+    model = batched.BatchedStudents(
+        lambda: build_model(profile.student, shape, classes), students, profile.learning_rate,
+        profile.batch_size, steps_per_call=STEPS_PER_EXECUTION,
+    )  # fmt: skip
+    scores: list[list[dict]] = [[] for _ in chunk]
+
+    def score(epoch, trainer):
+        if epoch + 1 in profile.budgets:
+            v, t = trainer.logits(val), trainer.logits(test)
+            for i, (_, s) in enumerate(chunk):
+                scores[i].append(budget_scores(epoch + 1, v[i], t[i], data[s], teacher[s]))
+
+    start = time.perf_counter()
+    histories = model.fit(train, val, profile.epochs, on_epoch_end=score)
+    seconds = (time.perf_counter() - start) / len(chunk)
+    train_logits, test_logits = model.logits(train), model.logits(test)
+    check_finite(test_logits, f"test logits of the batched students {chunk}")
+    shared = {"trainer": f"batched-{model.mode}", "trained_with": [list(c) for c in chunk]}
+    return [
+        (
+            student_record(profile, a, s, histories[i], scores[i], data[s], teacher[s],
+                           train_logits[i], model.parameters, seconds)
+            | shared,
+            test_logits[i],
+        )
+        for i, (a, s) in enumerate(chunk)
+    ]  # fmt: skip
 
 
 def test_logits_path(directory: Path, alpha: float, seed: int) -> Path:
@@ -186,30 +280,38 @@ def _train(profile, alphas, seed, data, teacher, verbose) -> list[tuple[dict, np
     # One predict call for all students: a call per student would trace a function each.
     train_logits, test_logits = budgets.logits(data.x_train), budgets.logits(data.x_test)
     check_finite(test_logits, f"test logits of the students {alphas} of seed {seed}")
-    records = []
-    for i, (alpha, student) in enumerate(zip(alphas, students, strict=True)):
-        final = budgets.scores[i][-1]
-        records.append(
-            (
-                {
-                    "config": profile.run_config(alpha, seed),
-                    "history": epoch_records(histories[i]),
-                    "budgets": budgets.scores[i],
-                    "val_accuracy": final["val_accuracy"],
-                    "test_accuracy": final["test_accuracy"],
-                    "test_fidelity": final["test_fidelity"],
-                    "teacher_test_accuracy": teacher.record["test_accuracy"],
-                    "noisy_labels": metrics.noisy_label_fit(train_logits[:, i], data),
-                    "parameters": student.count_params(),
-                    # a fused run's time is shared: each student is charged an equal part
-                    "train_seconds": seconds / len(alphas),
-                    "fused_with": [float(a) for a in alphas] if len(alphas) > 1 else None,
-                    "environment": environment(),
-                },
-                test_logits[:, i],
-            )
+    return [
+        (
+            student_record(profile, alpha, seed, histories[i], budgets.scores[i], data, teacher,
+                           train_logits[:, i], student.count_params(), seconds / len(alphas))
+            | {
+                "trainer": "fused" if len(alphas) > 1 else "separate",
+                "fused_with": [float(a) for a in alphas] if len(alphas) > 1 else None,
+            },
+            test_logits[:, i],
         )
-    return records
+        for i, (alpha, student) in enumerate(zip(alphas, students, strict=True))
+    ]  # fmt: skip
+
+
+def student_record(
+    profile, alpha, seed, history, scores, data, teacher, train_logits, parameters, seconds
+) -> dict:
+    """One run's results record (a batched or fused run's time is shared equally)."""
+    final = scores[-1]
+    return {
+        "config": profile.run_config(alpha, seed),
+        "history": epoch_records(history),
+        "budgets": scores,
+        "val_accuracy": final["val_accuracy"],
+        "test_accuracy": final["test_accuracy"],
+        "test_fidelity": final["test_fidelity"],
+        "teacher_test_accuracy": teacher.record["test_accuracy"],
+        "noisy_labels": metrics.noisy_label_fit(train_logits, data),
+        "parameters": parameters,
+        "train_seconds": seconds,
+        "environment": environment(),
+    }
 
 
 def run_alpha(profile: Profile, alpha: float, directory: Path, verbose: int = 0) -> list[dict]:

@@ -104,7 +104,11 @@ def _series(x, coefficients: tuple[float, ...], radius: float):
 
 def kl_divergence(teacher_logits, student_logits, temperature: float):
     """KL(softmax(t/T) || softmax(s/T)) per example, accurate in float32 (see module doc)."""
-    temperature = check_temperature(temperature)
+    return _kl_divergence(teacher_logits, student_logits, check_temperature(temperature))
+
+
+def _kl_divergence(teacher_logits, student_logits, temperature):
+    """`kl_divergence` with `temperature` unchecked (a float, or a scalar tensor)."""
     t, s = _float_pair(teacher_logits, student_logits)
     support = ops.greater(t, float("-inf"))  # classes the teacher gives p > 0
     top = ops.one_hot(ops.argmax(t, axis=-1), ops.shape(t)[-1], dtype="bool")
@@ -140,8 +144,13 @@ def kl_divergence(teacher_logits, student_logits, temperature: float):
 
 def distillation_loss_per_example(teacher_logits, student_logits, temperature: float):
     """T^2 * KL(softmax(t/T) || softmax(s/T)) for each example (no batch reduction)."""
-    temperature = check_temperature(temperature)
-    return kl_divergence(teacher_logits, student_logits, temperature) * (temperature**2)
+    return scaled_kl_per_example(teacher_logits, student_logits, check_temperature(temperature))
+
+
+def scaled_kl_per_example(teacher_logits, student_logits, temperature):
+    """`distillation_loss_per_example` with `temperature` unchecked: it may be a tensor (one
+    per student in `kdutils.batched`)."""
+    return _kl_divergence(teacher_logits, student_logits, temperature) * (temperature**2)
 
 
 def distillation_loss(teacher_logits, student_logits, temperature: float):

@@ -181,3 +181,73 @@ def sweep_comparison(profile, result: dict, directory) -> dict | None:
         "speedup": estimate / measured,
         "runs": runs,
     }
+
+
+def batched_table(result: dict) -> pd.DataFrame:
+    """The benchmark's batched scan: separate, fused and batched students on each backend."""
+    rows = []
+    for r in result["batched_scan"]:
+        n = r["students"]
+        rows.append(
+            {
+                "backend": r["backend"],
+                "mode": MODE_NAMES.get(r["mode"], r["mode"])
+                + (f" ({r['batched_mode']})" if "batched_mode" in r else ""),
+                "students": n,
+                "s/epoch": r["seconds_per_epoch"],
+                "s per student-epoch": r["seconds_per_epoch"] / n,
+                "× FLOP floor": r["floor_ratio"],
+                "peak RSS per student (MiB)": r["peak_rss_mib"] / n,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def batched_scaling(result: dict, backend: str) -> dict[str, float]:
+    """Least-squares fit of the batched epoch on `backend`: s/epoch = fixed + per_student * N.
+
+    `fixed` is what every step costs however many students share it (dispatch, data, the
+    optimizer's loop); `per_student` is each student's own kernels, compared with its FLOP
+    floor in `per_student_floor_ratio`.
+    """
+    rows = [r for r in result["batched_scan"] if r["mode"] == "batched" and r["backend"] == backend]
+    n = np.array([r["students"] for r in rows], dtype=float)
+    seconds = np.array([r["seconds_per_epoch"] for r in rows])
+    per_student, fixed = np.polyfit(n, seconds, 1)
+    floor = rows[0]["flop_floor_seconds"] / rows[0]["students"]
+    return {
+        "fixed": float(fixed),
+        "per_student": float(per_student),
+        "per_student_floor_ratio": float(per_student / floor),
+    }
+
+
+# An H100/H200's float32 rate without tensor cores (NVIDIA's data sheet), and one training
+# step's overhead measured on an H100 with JAX (a single student is dispatch-bound there:
+# 1.02 s per epoch of 60k images in batches of 64, about 1.1 ms per step).
+GPU_FLOPS_PER_SECOND = 67e12
+GPU_SECONDS_PER_STEP = 1.1e-3
+
+
+def gpu_estimate(
+    flops_per_image: float,
+    images: int,
+    students: int,
+    epochs: int,
+    batch_size: int,
+    flops_per_second: float = GPU_FLOPS_PER_SECOND,
+    seconds_per_step: float = GPU_SECONDS_PER_STEP,
+) -> dict[str, float]:
+    """Expected cost of batched students on a GPU: every step is paid once for all students
+    (vmap), the arithmetic once per student. A floor-plus-overhead estimate, not a measurement."""
+    steps = -(-images // batch_size)
+    arithmetic = flops_per_image * images * students / flops_per_second
+    overhead = steps * seconds_per_step
+    epoch = arithmetic + overhead
+    return {
+        "epoch_seconds": epoch,
+        "arithmetic_seconds": arithmetic,
+        "step_seconds": overhead,
+        "per_student_epoch_seconds": epoch / students,
+        "total_seconds": epoch * epochs,
+    }

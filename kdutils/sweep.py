@@ -194,12 +194,15 @@ def run_sweep(
     log=print,
     fused: bool = False,
     jobs: int = 1,
+    trainer: str = "batched",
 ) -> list[float]:
     """Train teachers, then execute one notebook per unfinished alpha. Returns failed alphas.
 
-    With `fused`, the students of all unfinished alphas of a seed first train together in one
-    `FusedDistiller` (kdutils.fused); each alpha's notebook then finds its results stored and
-    only reports them, so there is still one executed page and one results file per run.
+    First the students of all unfinished alphas train together: by default every (alpha,
+    seed) in one batched model (kdutils.batched, in chunks if memory requires); with
+    `fused` (or `trainer="fused"`) the alphas of each seed in one `FusedDistiller`;
+    `trainer="separate"` leaves each page to train its own. Each alpha's notebook then finds
+    its results stored and only reports them: one executed page and one results file per run.
     `jobs` notebooks run at a time; they are independent once the teachers are trained.
     """
     from kdutils.teacher import get_teacher
@@ -215,7 +218,14 @@ def run_sweep(
         )
     todo = pending_alphas(profile, alphas, directory, pages)
     log(f"{profile.name}: {len(alphas) - len(todo)} of {len(alphas)} alphas already done")
-    if fused and todo:
+    trainer = "fused" if fused else trainer
+    if trainer == "batched" and todo:
+        from kdutils.experiment import run_batched
+
+        start = time.perf_counter()
+        trained = run_batched(profile, _valid_alphas(todo), directory, log=log)
+        log(f"batched: {trained} students trained in {time.perf_counter() - start:.0f} s")
+    if trainer == "fused" and todo:
         from kdutils.experiment import run_students
 
         for seed in profile.seeds:
@@ -247,6 +257,11 @@ def run_sweep(
         eta = sum(spent) / len(spent) * (len(todo) - i)
         log(f"[{i}/{len(todo)}] alpha={alpha:g} done in {spent[-1]:.0f} s, ETA {eta:.0f} s: {page}")
     return failures
+
+
+def _valid_alphas(alphas: list[float]) -> list[float]:
+    """The alphas in [0, 1]; a page fails on any other, with the error on the page."""
+    return [a for a in alphas if 0.0 <= a <= 1.0]
 
 
 def in_processes(function, arguments: list[tuple], jobs: int, keep_going: bool) -> list:
@@ -425,6 +440,13 @@ def parser() -> argparse.ArgumentParser:
         "--fused", action="store_true", help="train all alphas of a seed in one fused model"
     )
     parser.add_argument(
+        "--trainer",
+        choices=("batched", "fused", "separate"),
+        default="batched",
+        help="how students train: all (alpha, seed) batched together (default), the alphas "
+        "of a seed fused, or one per run inside its page",
+    )
+    parser.add_argument(
         "--study",
         nargs="+",
         help="run these studies (kdutils.studies.STUDIES, or 'all') instead of the alpha sweep",
@@ -491,6 +513,7 @@ def run_and_log(profile: Profile, names: list[str] | None, args: argparse.Namesp
             args.keep_going,
             fused=args.fused,
             jobs=args.jobs,
+            trainer=args.trainer,
         )
     seconds = time.perf_counter() - start
     print(f"sweep {profile.name} finished in {seconds:.0f} s", flush=True)

@@ -78,11 +78,12 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
     kept = first.read_bytes()
 
     # Rerun with a run that fails in its notebook (its record's path is taken by a folder, so
-    # the record cannot be written); --keep-going runs the rest. (A bad alpha such as 1.5 is
-    # refused by the command line before anything runs: tests/test_reliability_inputs.py.)
+    # the record cannot be written; `--trainer separate` trains in the notebooks);
+    # --keep-going runs the rest. (A bad alpha such as 1.5 is refused by the command line
+    # before anything runs: tests/test_reliability_inputs.py.)
     (runs / "alpha_0p5_seed0.json").mkdir()
     done = subprocess.run(
-        sweep_command(tmp_path, 0.0, 0.5, 1.0, extra=["--keep-going"]),
+        sweep_command(tmp_path, 0.0, 0.5, 1.0, extra=["--keep-going", "--trainer", "separate"]),
         env=env(),
         capture_output=True,
         text=True,
@@ -151,7 +152,7 @@ def test_fused_sweep_writes_one_page_and_one_record_per_alpha(tmp_path):
         text=True,
         timeout=600,
     )
-    assert "3 of 3 alphas already done" in again.stdout
+    assert "nothing to train or execute" in again.stdout
 
 
 def _square(x: int) -> int:
@@ -209,3 +210,29 @@ def test_page_whose_kernel_never_ran_a_cell_is_started_again(tmp_path, monkeypat
         sweep.execute_page(notebook, {"x": -1}, tmp_path / "bad.ipynb", failed, "Run: bad")
     assert len(calls) == 1 and (failed / "bad.ipynb").exists()
     assert not (tmp_path / "bad.ipynb").exists()
+
+
+def test_default_sweep_trains_every_alpha_and_seed_together(tmp_path):
+    done = subprocess.run(
+        sweep_command(tmp_path, 0.0, 1.0, extra=["--seeds", "0", "1", "--jobs", "2"]),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "batched: 4 students trained together" in done.stdout
+    runs = sorted((tmp_path / "results" / "smoke" / "runs").glob("*.json"))
+    assert len(runs) == 4
+    pairs = [[0.0, 0], [1.0, 0], [0.0, 1], [1.0, 1]]
+    assert all(read_json(p)["trained_with"] == pairs for p in runs)
+    pages = sorted((tmp_path / "pages" / "smoke").glob("*.ipynb"))
+    assert [p.stem for p in pages] == ["alpha_0p0", "alpha_1p0"]
+    again = subprocess.run(
+        sweep_command(tmp_path, 0.0, 1.0, extra=["--seeds", "0", "1"]),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "nothing to train or execute" in again.stdout and "batched:" not in again.stdout
