@@ -113,9 +113,9 @@ def run_students(
     records = {a: load_run(profile, a, seed, directory) for a in alphas}
     if not _missing(records, directory, seed, save_logits):
         return [records[a] for a in alphas]
-    # Claim this seed's students (stale-safe: the OS drops the lock of a killed process);
-    # a concurrent sweep waits here, then finds them stored when it checks again.
-    with exclusive(Path(directory) / "runs" / f"seed{seed}"):
+    # Claim this seed's students (`students_seed<N>.lock`; stale-safe: the OS drops the lock
+    # of a killed process); a concurrent sweep waits here, then finds them stored.
+    with exclusive(Path(directory) / f"students_seed{seed}"):
         records = {a: load_run(profile, a, seed, directory) for a in alphas}
         todo = _missing(records, directory, seed, save_logits)
         if todo:
