@@ -494,10 +494,11 @@ def run_and_log(profile: Profile, names: list[str] | None, args: argparse.Namesp
 
     pages = Path(args.pages_dir)
     if not pending_work(profile, names, args.alphas, args.results_dir, pages):
-        what = "the alpha sweep" if names is None else f"{len(names)} studies"
+        n = len(args.alphas or profile.alphas) if names is None else len(names)
+        what = "alphas" if names is None else "studies"
         print(
-            f"{profile.name}: {what}: every run stored and every page present; "
-            "nothing to train or execute, no session logged",
+            f"{profile.name}: {n} of {n} {what} already done (every run stored, every page "
+            "present): nothing to train or execute, no session logged",
             flush=True,
         )
         return 0
