@@ -22,10 +22,12 @@ The emulation:
   its own ipykernel of that copy, with `google.colab` faked in `sys.modules`, a fresh `HOME`
   (Colab's `/root`), and nothing of the checkout on `PYTHONPATH` nor `KDUTILS_PROFILE` or
   `KDUTILS_RESULTS_DIR` in the environment. `distill` runs first: its cell clones and
-  installs; the later notebooks find the clone, as in one Colab runtime. Data come from
-  `KDUTILS_DATA_DIR` where it is set (Colab downloads them).
-- Last, `distill` runs again with `profile = "smoke"` and one seed in its parameters, as a
-  student would change them: that run trains.
+  installs; the later notebooks, `JOBS` at a time, find the clone, as in one Colab runtime.
+  Data come from `KDUTILS_DATA_DIR` where it is set (Colab downloads them).
+- Among them, `distill` runs again with `profile = "smoke"` and one seed in its parameters,
+  as a student would change them: that run trains (into the git-ignored `results/smoke/`).
+- Chapters of a study whose committed results this machine does not accept (`is_done`) are
+  strict expected failures: they would retrain here, as a book build would.
 """
 
 from __future__ import annotations
