@@ -15,7 +15,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export KDUTILS_PROFILE := $(PROFILE)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: venv test lint format book sweep html clean-book check-book benchmark
+.PHONY: venv test lint format book sweep html clean-book check-book benchmark mathjax \
+	check-offline
 
 $(STAMP): requirements.txt
 	rm -rf $(VENV)
@@ -58,13 +59,21 @@ sweep: venv
 	$(PY) -m kdutils.sweep --profile $(PROFILE) --fused --jobs $(JOBS)
 	$(PY) -m kdutils.sweep --profile $(PROFILE) --study all --jobs $(JOBS)
 
-html: venv
+# The pinned MathJax the book serves itself (fetched once with npm into .cache/): pages read offline.
+mathjax: venv
+	$(PY) -m kdutils.offline fetch
+
+html: venv mathjax
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 book: sweep html
 
 check-book: venv
 	$(PY) -m kdutils.bookcheck _build/html --profile $(PROFILE)
+
+# Headless Chromium with networking off renders a page with equations; no page loads a CDN.
+check-offline: venv
+	$(PY) -m kdutils.offline check _build/html --screenshot _build/screenshots/preliminaries-offline.png
 
 benchmark: venv
 	$(PY) benchmarks/speed.py --output results/benchmarks/cpu.json
