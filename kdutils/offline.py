@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from kdutils.bookcheck import _text
+from kdutils.bookcheck import _text, report
 from kdutils.results import ROOT
 
 MATHJAX_VERSION = "3.2.2"
@@ -185,10 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"MathJax {MATHJAX_VERSION}: {fetch_mathjax()}")
         return 0
     problems = check_offline(args.site, args.page, args.screenshot)
-    for problem in problems:
-        print(problem)
-    print(f"offline check: {len(problems)} problems in {args.site} ({args.page} rendered offline)")
-    return 1 if problems else 0
+    return report(problems, "offline check", f"in {args.site} ({args.page} rendered offline)")
 
 
 if __name__ == "__main__":
