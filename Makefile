@@ -1,5 +1,6 @@
 # make test  - build .venv from requirements.txt if missing or stale, lint, run the unit tests
 # make book  - run the alpha sweep for PROFILE (default: default), then build the HTML book
+# make pdf   - build the book as one PDF, _build/latex/kdbook.pdf (TeX from `make pdf-deps`)
 PROFILE ?= default
 # Processes at a time for the tests (pytest-xdist, a file per worker) and the sweep's
 # notebooks: 2 overlaps kernel start-up, imports and subprocesses on a 2-core machine.
@@ -16,7 +17,7 @@ export KDUTILS_PROFILE := $(PROFILE)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: venv test lint format book sweep html clean-book check-book benchmark mathjax \
-	check-offline
+	check-offline pdf-deps pdf check-pdf
 
 $(STAMP): requirements.txt
 	rm -rf $(VENV)
@@ -74,6 +75,23 @@ check-book: venv
 # Headless Chromium with networking off renders a page with equations; no page loads a CDN.
 check-offline: venv
 	$(PY) -m kdutils.offline check _build/html --screenshot _build/screenshots/preliminaries-offline.png
+
+# Debian's TeX for the PDF (XeLaTeX: the book's text has Greek and math symbols), fonts,
+# xindy for the index, poppler-utils for check-pdf. Needs root or sudo.
+PDF_DEBS := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
+	texlive-xetex xindy fonts-freefont-otf poppler-utils
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+pdf-deps:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(PDF_DEBS)
+
+# Executes the chapters again (like html) and typesets them with LaTeX.
+pdf: venv
+	$(VENV)/bin/jupyter-book build . --builder pdflatex -W -n --keep-going
+
+check-pdf: venv
+	$(PY) -m kdutils.pdfcheck _build/latex/kdbook.pdf
 
 benchmark: venv
 	$(PY) benchmarks/speed.py --output results/benchmarks/cpu.json
