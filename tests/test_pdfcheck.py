@@ -33,8 +33,12 @@ def test_chapter_title_drops_markdown_marks(tmp_path):
 
 
 def test_pdf_is_built_with_xelatex_into_the_checked_file():
-    latex = yaml.safe_load((ROOT / "_config.yml").read_text())["latex"]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    latex = config["latex"]
     assert latex["latex_engine"] == "xelatex"
+    assert latex.get("use_jupyterbook_latex", True)  # its class needs bbm.sty: ours stands in
+    (bbm,) = config["sphinx"]["config"]["latex_additional_files"]
+    assert (ROOT / bbm).name == "bbm.sty" and "\\mathbbm" in (ROOT / bbm).read_text()
     target = latex["latex_documents"]["targetname"].removesuffix(".tex")
     makefile = (ROOT / "Makefile").read_text()
     assert f"-m kdutils.pdfcheck _build/latex/{target}.pdf" in makefile
