@@ -84,7 +84,8 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 pdf-deps:
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(PDF_DEBS)
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  $(PDF_DEBS)
 
 # Executes the chapters again (like html) and typesets them with LaTeX.
 pdf: venv

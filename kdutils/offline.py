@@ -22,6 +22,8 @@ from pathlib import Path
 from kdutils.bookcheck import _text, report
 from kdutils.results import ROOT
 
+# MathJax 3, not Debian's libjs-mathjax (2.7.9): Sphinx 7 and myst configure MathJax 3
+# (`window.MathJax = {options: {processHtmlClass: ...}}`), which MathJax 2 ignores.
 MATHJAX_VERSION = "3.2.2"
 # The npm registry's integrity of mathjax-3.2.2.tgz: a changed tarball is refused.
 MATHJAX_INTEGRITY = (
