@@ -4,6 +4,7 @@
 # Data: KDUTILS_DATA_DIR (e.g. make book KDUTILS_DATA_DIR=../shared/data), Debian's
 # dataset-fashion-mnist, or the internet; each target checks first, in seconds, that what it
 # needs can be found (python -m kdutils.sweep --check-data; see kdutils/preflight.py).
+# make pdf   - build the book as one PDF, _build/latex/kdbook.pdf (TeX from `make pdf-deps`)
 PROFILE ?= default
 # Processes at a time for the tests (pytest-xdist, a file per worker) and the sweep's
 # notebooks: 2 overlaps kernel start-up, imports and subprocesses on a 2-core machine.
@@ -24,7 +25,8 @@ ifdef KDUTILS_DATA_DIR
 export KDUTILS_DATA_DIR
 endif
 
-.PHONY: venv test lint format book sweep html check-data clean-book check-book benchmark
+.PHONY: venv test lint format book sweep html check-data clean-book check-book benchmark \
+	mathjax check-offline pdf-deps pdf check-pdf
 
 $(STAMP): requirements.txt
 	rm -rf $(VENV)
@@ -85,17 +87,44 @@ sweep: venv
 	$(CHECK_DATA) sweep
 	$(run-sweep)
 
-html: venv
+# The pinned MathJax the book serves itself (fetched once with npm into .cache/): pages read offline.
+mathjax: venv
+	$(PY) -m kdutils.offline fetch
+
+html: venv mathjax
 	$(CHECK_DATA) chapters
 	$(build-html)
 
-book: venv
+book: venv mathjax
 	$(CHECK_DATA) book
 	$(run-sweep)
 	$(build-html)
 
 check-book: venv
 	$(PY) -m kdutils.bookcheck _build/html --profile $(PROFILE)
+
+# Headless Chromium with networking off renders a page with equations; no page loads a CDN.
+check-offline: venv
+	$(PY) -m kdutils.offline check _build/html --screenshot _build/screenshots/preliminaries-offline.png
+
+# Debian's TeX for the PDF (XeLaTeX: the book's text has Greek and math symbols), fonts,
+# xindy for the index, poppler-utils for check-pdf. Needs root or sudo.
+PDF_DEBS := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
+	texlive-xetex xindy fonts-freefont-otf poppler-utils
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+pdf-deps:
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  $(PDF_DEBS)
+
+# Executes the chapters again (like html) and typesets them with LaTeX.
+pdf: venv
+	$(CHECK_DATA) chapters
+	$(VENV)/bin/jupyter-book build . --builder pdflatex -W -n --keep-going
+
+check-pdf: venv
+	$(PY) -m kdutils.pdfcheck _build/latex/kdbook.pdf
 
 benchmark: venv
 	$(PY) benchmarks/speed.py --output results/benchmarks/cpu.json

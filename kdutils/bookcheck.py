@@ -108,16 +108,21 @@ def check_glued(site: Path, profile: str) -> list[str]:
     ]
 
 
+def report(problems: list[str], check: str, where: str) -> int:
+    """Print each problem and a closing line "<check>: N problems <where>"; returns the exit
+    status, 1 if there are any."""
+    for problem in problems:
+        print(problem)
+    print(f"{check}: {len(problems)} problems {where}")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("site", type=Path, help="the built HTML folder, e.g. _build/html")
     parser.add_argument("--profile", default="default")
     args = parser.parse_args(argv)
-    problems = check(args.site, args.profile)
-    for problem in problems:
-        print(problem)
-    print(f"bookcheck: {len(problems)} problems in {args.site}")
-    return 1 if problems else 0
+    return report(check(args.site, args.profile), "bookcheck", f"in {args.site}")
 
 
 if __name__ == "__main__":

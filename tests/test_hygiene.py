@@ -56,7 +56,7 @@ def check_jsonschema(schema: str, *files: Path, filetype: str | None = None):
 
 def test_workflows_and_the_setup_action_validate():
     files = sorted(WORKFLOWS.glob("*.yml"))
-    assert {p.name for p in files} == {"ci.yml", "pages.yml", "links.yml"}
+    assert {p.name for p in files} == {"ci.yml", "pages.yml", "links.yml", "pdf.yml"}
     done = check_jsonschema("vendor.github-workflows", *files)
     assert done.returncode == 0, done.stdout + done.stderr
     done = check_jsonschema("vendor.github-actions", SETUP)
@@ -135,6 +135,23 @@ def test_links_are_checked_on_a_schedule_and_never_in_ci_run():
     assert links["on"]["schedule"]
     assert "jupyter-book build . --builder linkcheck" in runs(links)
     assert "linkcheck" not in (ROOT / ".ci" / "run").read_text()
+
+
+def test_pdf_is_built_by_its_own_workflow_from_committed_results_and_not_in_ci_run():
+    pdf = load(WORKFLOWS / "pdf.yml")
+    assert pdf["on"]["push"]["branches"] == ["main"] and "workflow_dispatch" in pdf["on"]
+    script = runs(pdf)
+    assert script.index("make pdf-deps") < script.index("make pdf PROFILE=default")
+    assert "make check-pdf" in script and "make sweep" not in script
+    (upload,) = uses(pdf, "actions/upload-artifact")
+    assert upload["with"]["path"] == "_build/latex/kdbook.pdf"
+    assert "make pdf" not in (ROOT / ".ci" / "run").read_text()
+
+
+def test_ci_run_fetches_mathjax_before_the_tests_and_checks_the_book_reads_offline():
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    assert ci_run.index("make mathjax") < ci_run.index("make test")
+    assert ci_run.index("make check-book") < ci_run.index("make check-offline PROFILE=smoke")
 
 
 # --- pre-commit and make lint --------------------------------------------------------------
