@@ -115,7 +115,7 @@ def run_students(
         return [records[a] for a in alphas]
     # Claim this seed's students (`students_seed<N>.lock`; stale-safe: the OS drops the lock
     # of a killed process); a concurrent sweep waits here, then finds them stored.
-    with exclusive(Path(directory) / f"students_seed{seed}"):
+    with claim_students(directory, seed):
         records = {a: load_run(profile, a, seed, directory) for a in alphas}
         todo = _missing(records, directory, seed, save_logits)
         if todo:
@@ -167,11 +167,16 @@ def run_batched(
     # sweep waits, then finds them stored when it checks again.
     with contextlib.ExitStack() as claims:
         for seed in sorted(profile.seeds):
-            claims.enter_context(exclusive(Path(directory) / "runs" / f"seed{seed}"))
+            claims.enter_context(claim_students(directory, seed))
         todo = _pending_pairs(profile, alphas, directory)
         if todo:
             _train_chunks(profile, todo, directory, teachers, save_logits, log)
     return len(todo)
+
+
+def claim_students(directory: Path, seed: int):
+    """The lock that claims the students of `seed` in `directory` (`students_seed<N>.lock`)."""
+    return exclusive(Path(directory) / f"students_seed{seed}")
 
 
 def _pending_pairs(profile: Profile, alphas, directory: Path) -> list[tuple[float, int]]:
