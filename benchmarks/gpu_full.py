@@ -141,37 +141,50 @@ def run_step(
 def main_units(
     profile_name: str, results: Path, seeds: list[int] | None
 ) -> Iterator[tuple[str, Callable]]:
-    """The main sweep (`seeds` of it, default all): each seed's teacher and students is a unit."""
-    from kdutils.data import load_dataset
-    from kdutils.experiment import run_students
+    """The main sweep (`seeds` of it, default all): each seed's teacher is a unit, then every
+    student of every seed trains in one batched model (kdutils.experiment.run_batched)."""
+    from kdutils.experiment import load_run, run_batched
     from kdutils.profiles import get_profile
     from kdutils.results import results_dir
     from kdutils.teacher import get_teacher
 
     profile = get_profile(profile_name).override(seeds=seeds)
     directory = results_dir(profile.name, results)
-    floor = floor_seconds_per_image_epoch(profile.student)
     for seed in profile.seeds:
 
-        def unit(seed=seed) -> dict:
-            teacher = get_teacher(profile, seed, directory)
-            records = run_students(profile, list(profile.alphas), seed, directory)
-            seconds = sum(r["train_seconds"] for r in records)
-            student_epochs = len(records) * profile.epochs
-            images = len(load_dataset(**profile.data_config(seed)).y_train)
+        def teacher(seed=seed) -> dict:
+            record = get_teacher(profile, seed, directory).record
             return {
-                "teacher_test_accuracy": teacher.record["test_accuracy"],
-                "teacher_train_seconds": teacher.record["train_seconds"],
-                "student_train_seconds": seconds,
-                "students": len(records),
-                "epochs": profile.epochs,
-                "images": images,
-                "seconds_per_student_epoch": seconds / student_epochs,
-                "x_flop_floor": seconds / (floor["seconds"] * images * student_epochs),
-                "matmul_flops_per_second": floor["rate"],
+                "test_accuracy": record["test_accuracy"],
+                "train_seconds": record["train_seconds"],
             }
 
-        yield f"seed {seed}", unit
+        yield f"teacher seed {seed}", teacher
+
+    def students() -> dict:
+        trained = run_batched(profile, list(profile.alphas), directory)
+        pairs = [(a, s) for s in profile.seeds for a in profile.alphas]
+        records = [load_run(profile, a, s, directory) for a, s in pairs]
+        return {"trained": trained} | student_costs(profile, records)
+
+    yield "students", students
+
+
+def student_costs(profile, records: list[dict]) -> dict:
+    """s per student-epoch and x FLOP floor (on this card's matmul rate) of the stored runs."""
+    floor = floor_seconds_per_image_epoch(profile.student)
+    seconds = sum(r["train_seconds"] for r in records)  # each holds its share of the batch
+    student_epochs = len(records) * profile.epochs
+    return {
+        "students": len(records),
+        "trainer": sorted({r.get("trainer", "?") for r in records}),
+        "epochs": profile.epochs,
+        "images": profile.train_size,
+        "student_train_seconds": seconds,
+        "seconds_per_student_epoch": seconds / student_epochs,
+        "x_flop_floor": seconds / (floor["seconds"] * profile.train_size * student_epochs),
+        "matmul_flops_per_second": floor["rate"],
+    }
 
 
 def floor_seconds_per_image_epoch(student: str) -> dict:
@@ -199,17 +212,25 @@ def study_units(study: str, profile_name: str, results: Path) -> Iterator[tuple[
 
 
 def bench_units(scale: str, out: Path) -> Iterator[tuple[str, Callable]]:
-    """benchmarks/speed.py on this machine: one epoch of each mode, no scans."""
+    """benchmarks/speed.py on this machine: one epoch of each mode, batched N = 11 and 55."""
     images = "10000" if scale == "full" else "1000"
 
     def unit() -> dict:
         args = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--images", images]
         args += ["--epochs", "1", "--scan-students", "--scan-images"]
+        # the batched scan on this run's backend only (the GPU image has no TensorFlow)
+        args += ["--batched-students", "11", "55", "--backends", keras_backend()]
         args += ["--output", str(out / "gpu_bench_speed.json")]
         subprocess.run(args, check=True)
         return {"output": "gpu_bench_speed.json"}
 
     yield "speed.py", unit
+
+
+def keras_backend() -> str:
+    import keras
+
+    return keras.backend.backend()
 
 
 def units_of(step: str, args: argparse.Namespace, results: Path, out: Path) -> Iterator:

@@ -281,13 +281,13 @@ def main() -> None:
     seconds = time.perf_counter() - start
     print(f"benchmark took {seconds:.0f} s")
     if args.output:
-        from kdutils.results import write_json
+        from kdutils.results import portable, write_json
 
         result = {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv),
+            "command": " ".join(portable(a) if os.path.isabs(a) else a for a in sys.argv),
             "machine": info,
-            "settings": vars(args) | {"child": None},
+            "settings": vars(args) | {"child": None, "output": portable(args.output)},
             "rows": list(rows.values()),
             "students_scan": [rows["fused_spe"], *students_scan],
             "images_scan": [rows["cached_spe"], rows["fused_spe"], *images_scan],

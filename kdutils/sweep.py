@@ -205,10 +205,26 @@ def run_sweep(
     its results stored and only reports them: one executed page and one results file per run.
     `jobs` notebooks run at a time; they are independent once the teachers are trained.
     """
-    from kdutils.teacher import get_teacher
-
     directory = _kernel_environment(profile, results_root)
     alphas = list(profile.alphas if alphas is None else alphas)
+    _train_teachers(profile, directory, log)
+    todo = pending_alphas(profile, alphas, directory, pages)
+    log(f"{profile.name}: {len(alphas) - len(todo)} of {len(alphas)} alphas already done")
+    if todo:
+        _train_students(profile, todo, directory, "fused" if fused else trainer, log)
+    if jobs > 1:
+        pages_args = [(profile, a, pages, directory / "failed") for a in todo]
+        done = in_processes(execute_alpha, pages_args, jobs, keep_going)
+        for alpha, outcome in zip(todo, done, strict=True):
+            log(f"alpha={alpha:g}: {outcome}")
+        return [a for a, outcome in zip(todo, done, strict=True) if isinstance(outcome, Exception)]
+    return _execute_in_turn(profile, todo, pages, directory, keep_going, log)
+
+
+def _train_teachers(profile: Profile, directory: Path, log) -> None:
+    """Train (or load) the teacher of every seed of `profile`."""
+    from kdutils.teacher import get_teacher
+
     for seed in profile.seeds:
         start = time.perf_counter()
         teacher = get_teacher(profile, seed, directory)
@@ -216,18 +232,18 @@ def run_sweep(
             f"teacher seed {seed}: test accuracy {teacher.record['test_accuracy']:.4f} "
             f"({time.perf_counter() - start:.0f} s)",
         )
-    todo = pending_alphas(profile, alphas, directory, pages)
-    log(f"{profile.name}: {len(alphas) - len(todo)} of {len(alphas)} alphas already done")
-    trainer = "fused" if fused else trainer
-    if trainer == "batched" and todo:
-        from kdutils.experiment import run_batched
 
+
+def _train_students(profile: Profile, todo: list[float], directory: Path, trainer, log) -> None:
+    """Train the students of the alphas `todo` before their pages (`trainer` "batched" or
+    "fused"; "separate" leaves each page to train its own)."""
+    from kdutils.experiment import run_batched, run_students
+
+    if trainer == "batched":
         start = time.perf_counter()
         trained = run_batched(profile, _valid_alphas(todo), directory, log=log)
         log(f"batched: {trained} students trained in {time.perf_counter() - start:.0f} s")
-    if trainer == "fused" and todo:
-        from kdutils.experiment import run_students
-
+    elif trainer == "fused":
         for seed in profile.seeds:
             start = time.perf_counter()
             run_students(profile, todo, seed, directory, fused=True)
@@ -235,12 +251,10 @@ def run_sweep(
                 f"fused: {len(todo)} students of seed {seed} trained together in "
                 f"{time.perf_counter() - start:.0f} s"
             )
-    if jobs > 1:
-        pages_args = [(profile, a, pages, directory / "failed") for a in todo]
-        done = in_processes(execute_alpha, pages_args, jobs, keep_going)
-        for alpha, outcome in zip(todo, done, strict=True):
-            log(f"alpha={alpha:g}: {outcome}")
-        return [a for a, outcome in zip(todo, done, strict=True) if isinstance(outcome, Exception)]
+
+
+def _execute_in_turn(profile, todo, pages, directory, keep_going, log) -> list[float]:
+    """Execute the pages of the alphas `todo` one after another, with an ETA; the failures."""
     failures, spent = [], []
     for i, alpha in enumerate(todo, start=1):
         start = time.perf_counter()

@@ -23,9 +23,10 @@ def test_rehearsal_trains_packs_and_returns_usable_results(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     main = json.loads((out / "main.json").read_text())
-    assert main["finished"] and [u["unit"] for u in main["units"]] == ["seed 0"]
-    unit = main["units"][0]
-    assert unit["students"] == 11 and unit["x_flop_floor"] > 1
+    assert main["finished"] and [u["unit"] for u in main["units"]] == ["teacher seed 0", "students"]
+    unit = main["units"][1]
+    assert unit["students"] == unit["trained"] == 11 and unit["x_flop_floor"] > 1
+    assert unit["trainer"] == ["batched-loop"]  # the batched trainer, in its CPU mode
     assert main["environment"]["backend"] == "tensorflow" and "card" in main
 
     # The archives unpack into a results folder in which every run is stored and current.

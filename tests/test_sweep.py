@@ -38,6 +38,12 @@ def env() -> dict:
     return os.environ | {"PYTHONPATH": str(ROOT)}
 
 
+def run_sweep(tmp: Path, *alphas: float, extra=(), timeout=600) -> subprocess.CompletedProcess:
+    """`python -m kdutils.sweep` on the tiny smoke variant, its output captured."""
+    command = sweep_command(tmp, *alphas, extra=extra)
+    return subprocess.run(command, env=env(), capture_output=True, text=True, timeout=timeout)
+
+
 def test_notebook_parameters_round_trip():
     profile = get_profile("smoke").override(seeds=[0], train_size=200, epochs=1)
     params = sweep.notebook_parameters(profile, 0.3)
@@ -82,13 +88,7 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
     # --keep-going runs the rest. (A bad alpha such as 1.5 is refused by the command line
     # before anything runs: tests/test_reliability_inputs.py.)
     (runs / "alpha_0p5_seed0.json").mkdir()
-    done = subprocess.run(
-        sweep_command(tmp_path, 0.0, 0.5, 1.0, extra=["--keep-going", "--trainer", "separate"]),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_sweep(tmp_path, 0.0, 0.5, 1.0, extra=["--keep-going", "--trainer", "separate"])
     assert done.returncode == 1, done.stdout + done.stderr
     assert "failed: [0.5]" in done.stderr
     failed_page = tmp_path / "results" / "smoke" / "failed" / "alpha_0p5.ipynb"
@@ -110,9 +110,7 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
     assert page.metadata["papermill"]["parameters"]["alpha"] == 1.0
 
     # A third run finds everything done, trains nothing and logs no session.
-    again = subprocess.run(
-        sweep_command(tmp_path, 0.0, 1.0), env=env(), capture_output=True, text=True, timeout=300
-    )
+    again = run_sweep(tmp_path, 0.0, 1.0, timeout=300)
     assert again.returncode == 0 and "nothing to train or execute" in again.stdout
     sessions = read_json(tmp_path / "results" / "smoke" / "sweep.json")["sessions"]
     assert [s["failed_alphas"] for s in sessions] == [[0.5]]  # the killed one never logged
@@ -121,13 +119,7 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
 
 def test_fused_sweep_writes_one_page_and_one_record_per_alpha(tmp_path):
     # --jobs 2: the pages are executed two at a time, as `make book` does
-    done = subprocess.run(
-        sweep_command(tmp_path, 0.0, 0.5, 1.0, extra=["--fused", "--jobs", "2"]),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_sweep(tmp_path, 0.0, 0.5, 1.0, extra=["--fused", "--jobs", "2"])
     assert done.returncode == 0, done.stderr[-2000:]
     assert "fused: 3 students of seed 0 trained together" in done.stdout
     runs = sorted((tmp_path / "results" / "smoke" / "runs").glob("*.json"))
@@ -145,13 +137,7 @@ def test_fused_sweep_writes_one_page_and_one_record_per_alpha(tmp_path):
     assert "Run: α = 0.5 (smoke profile)" in page.cells[0].source
     # The page reports the stored runs; it trained nothing itself.
     assert records[1]["train_seconds"] > 0
-    again = subprocess.run(
-        sweep_command(tmp_path, 0.0, 0.5, 1.0, extra=["--fused"]),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = run_sweep(tmp_path, 0.0, 0.5, 1.0, extra=["--fused"])
     assert "nothing to train or execute" in again.stdout
 
 
@@ -213,13 +199,7 @@ def test_page_whose_kernel_never_ran_a_cell_is_started_again(tmp_path, monkeypat
 
 
 def test_default_sweep_trains_every_alpha_and_seed_together(tmp_path):
-    done = subprocess.run(
-        sweep_command(tmp_path, 0.0, 1.0, extra=["--seeds", "0", "1", "--jobs", "2"]),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = run_sweep(tmp_path, 0.0, 1.0, extra=["--seeds", "0", "1", "--jobs", "2"], timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "batched: 4 students trained together" in done.stdout
     runs = sorted((tmp_path / "results" / "smoke" / "runs").glob("*.json"))
@@ -228,11 +208,5 @@ def test_default_sweep_trains_every_alpha_and_seed_together(tmp_path):
     assert all(read_json(p)["trained_with"] == pairs for p in runs)
     pages = sorted((tmp_path / "pages" / "smoke").glob("*.ipynb"))
     assert [p.stem for p in pages] == ["alpha_0p0", "alpha_1p0"]
-    again = subprocess.run(
-        sweep_command(tmp_path, 0.0, 1.0, extra=["--seeds", "0", "1"]),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = run_sweep(tmp_path, 0.0, 1.0, extra=["--seeds", "0", "1"])
     assert "nothing to train or execute" in again.stdout and "batched:" not in again.stdout
