@@ -23,7 +23,6 @@ and run `make book PROFILE=full`, which finds every run stored and only writes t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -37,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from kdutils.results import write_json  # noqa: E402
 
 STEPS = ("main", "bench", "hinton", "cifar_dark", "cifar_features", "cifar_alexnet")
 PROFILE_OF_SCALE = {"full": "full", "smoke": "smoke"}
@@ -107,19 +108,18 @@ def pack(out: Path, step: str, results: Path, files: list[Path], provenance: dic
         for path in files:
             tar.add(path, arcname=str(path.relative_to(results)))
     os.replace(partial, archive)
-    (out / f"{step}.json").write_text(json.dumps(provenance, indent=1, sort_keys=True) + "\n")
+    write_json(out / f"{step}.json", provenance)
 
 
-def run_step(
-    step: str, units: Iterator[tuple[str, Callable[[], object]]], results: Path, out: Path
-) -> dict:
-    """Run each (name, thunk) unit of `step`, packing results and provenance after each."""
+def run_step(step: str, units: Iterator, results: Path, out: Path, info: dict) -> dict:
+    """Run each (name, thunk) unit of `step`, packing results and provenance after each;
+    `info` is the card as `card()` saw it."""
     from kdutils.repro import environment
 
     provenance = {
         "step": step,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "card": card(),
+        "card": info,
         "environment": environment(),
         "units": [],
     }
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{step}] not started: past --stop-after {args.stop_after:.0f} s", flush=True)
             continue
         try:
-            run_step(step, units_of(step, args, results, out), results, out)
+            run_step(step, units_of(step, args, results, out), results, out, info)
         except Exception:  # one step's failure must not cost the steps after it
             failed.append(step)
             (out / f"{step}.error.txt").write_text(traceback.format_exc())
