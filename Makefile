@@ -70,7 +70,7 @@ test: venv lint
 CHECK_DATA = $(PY) -m kdutils.sweep --profile $(PROFILE) --check-data
 
 define run-sweep
-	$(PY) -m kdutils.sweep --profile $(PROFILE) --fused --jobs $(JOBS)
+	$(PY) -m kdutils.sweep --profile $(PROFILE) --jobs $(JOBS)
 	$(PY) -m kdutils.sweep --profile $(PROFILE) --study all --jobs $(JOBS)
 endef
 

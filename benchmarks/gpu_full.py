@@ -150,7 +150,7 @@ def main_units(
 
     profile = get_profile(profile_name).override(seeds=seeds)
     directory = results_dir(profile.name, results)
-    for seed in profile.seeds:
+    for seed in profile.teacher_seeds():
 
         def teacher(seed=seed) -> dict:
             record = get_teacher(profile, seed, directory).record

@@ -93,7 +93,7 @@ def check_glued(site: Path, profile: str) -> list[str]:
     prof = get_profile(profile)
     directory = results_dir(profile)
     records = load_runs(directory)
-    teachers = [load_teacher(prof, s, directory) for s in prof.seeds]
+    teachers = [load_teacher(prof, s, directory) for s in prof.teacher_seeds()]
     if not records or None in teachers:
         return [f"no results for profile {profile} under {directory}"]
     page = site / "notebooks" / "results.html"

@@ -173,6 +173,7 @@ def load_dataset(
     noise_rate: float = 0.0,
     seed: int = 0,
     test_size: int | None = None,
+    nested: bool = False,
 ) -> Dataset:
     """Loads `name` as float32 images in [0, 1] with a seeded split and training-label noise.
 
@@ -212,12 +213,15 @@ def load_dataset(
 
     order = np.random.default_rng(seed).permutation(n)
     val_idx = order[:validation_size]
-    train_idx = order[validation_size : validation_size + train_size]
+    pool = n if nested else validation_size + train_size
+    train_idx = order[validation_size:pool]
     class_names = CLASS_NAMES[name]
     y_train_clean = y_all[train_idx].astype(np.int32)
     y_train, noise_mask = flip_labels(
         y_train_clean, noise_rate, len(class_names), np.random.default_rng([seed, 1])
     )
+    train_idx, y_train_clean = train_idx[:train_size], y_train_clean[:train_size]
+    y_train, noise_mask = y_train[:train_size], noise_mask[:train_size]
     return Dataset(
         name=name,
         x_train=_to_float(x_all[train_idx]),

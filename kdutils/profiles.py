@@ -39,6 +39,17 @@ class Profile:
     teacher: str = "report_teacher"
     student: str = "report_student"
     teacher_epochs: int = 5
+    # The teacher's training images: "student", the students' own; None, the whole training
+    # split; or a number >= train_size, the first that many of the split. Unless "student", the
+    # students' images are the teacher's first `train_size`, with the same flipped labels: a
+    # teacher that learned from more data than its students has something to pass on.
+    teacher_train_size: int | str | None = "student"
+    # None: seed s draws its own split, flipped labels and teacher. A number: every seed uses
+    # the split, flips and teacher of this data seed, and seeds vary only the student's
+    # initial weights and the order of its batches.
+    data_seed: int | None = None
+    # The teacher's learning rate: "constant", or "cosine", decayed to 0 over its epochs.
+    teacher_schedule: str = "constant"
 
     def __post_init__(self):
         from kdutils.losses import check_alpha, check_temperature
@@ -54,6 +65,39 @@ class Profile:
             raise ValueError(f"budgets {self.budgets} must end at epochs={self.epochs}")
         if sorted(set(self.budgets)) != list(self.budgets) or min(self.budgets) < 1:
             raise ValueError(f"budgets must be increasing epoch counts >= 1, got {self.budgets}")
+        self._check_teacher_train_size()
+        if self.teacher_schedule not in ("constant", "cosine"):
+            raise ValueError(
+                f"teacher_schedule must be 'constant' or 'cosine', got {self.teacher_schedule!r}"
+            )
+        if self.data_seed is not None and (
+            isinstance(self.data_seed, bool)
+            or not isinstance(self.data_seed, int)
+            or self.data_seed < 0
+        ):
+            raise ValueError(
+                f"data_seed must be None or a whole number >= 0, got {self.data_seed!r}"
+            )
+
+    def _check_teacher_train_size(self) -> None:
+        size = self.teacher_train_size
+        if size in ("student", None):
+            return
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, int)
+            or self.train_size is None
+            or size < self.train_size
+        ):
+            raise ValueError(
+                f"teacher_train_size must be 'student', None (the whole split) or a number >= "
+                f"train_size={self.train_size}, got {size!r}"
+            )
+
+    @property
+    def nested(self) -> bool:
+        """Whether the students' images are the first of a larger set the teacher learns from."""
+        return self.teacher_train_size != "student"
 
     def replace(self, **changes) -> Profile:
         """A copy with some fields changed (lists become tuples)."""
@@ -71,26 +115,41 @@ class Profile:
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
+    def teacher_seed(self, seed: int) -> int:
+        """The seed of the data split and teacher that the students of `seed` learn from."""
+        return seed if self.data_seed is None else self.data_seed
+
     def data_config(self, seed: int) -> dict:
-        """The arguments of `kdutils.data.load_dataset` for one seed."""
-        return {
-            "name": self.dataset,
-            "train_size": self.train_size,
-            "validation_size": self.validation_size,
-            "noise_rate": self.noise_rate,
-            "seed": seed,
-        } | ({"test_size": self.test_size} if self.test_size is not None else {})
+        """The arguments of `kdutils.data.load_dataset` for the students of one seed."""
+        return (
+            {
+                "name": self.dataset,
+                "train_size": self.train_size,
+                "validation_size": self.validation_size,
+                "noise_rate": self.noise_rate,
+                "seed": self.teacher_seed(seed),
+            }
+            | ({"test_size": self.test_size} if self.test_size is not None else {})
+            | ({"nested": True} if self.nested else {})
+        )
 
     def teacher_config(self, seed: int) -> dict:
-        """Everything the teacher of `seed` depends on."""
+        """Everything the teacher of the students of `seed` depends on."""
+        data = self.data_config(seed)
+        if self.nested:
+            data = data | {"train_size": self.teacher_train_size}
         return {
-            "data": self.data_config(seed),
+            "data": data,
             "model": self.teacher,
             "epochs": self.teacher_epochs,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
-            "seed": seed,
-        }
+            "seed": self.teacher_seed(seed),
+        } | ({"schedule": self.teacher_schedule} if self.teacher_schedule != "constant" else {})
+
+    def teacher_seeds(self) -> list[int]:
+        """The distinct teacher seeds of the profile's seeds, in order."""
+        return list(dict.fromkeys(self.teacher_seed(s) for s in self.seeds))
 
     def run_config(self, alpha: float, seed: int) -> dict:
         """Everything one student run depends on; stored in, and matched against, its results."""
@@ -109,8 +168,22 @@ class Profile:
         }
 
 
+# The main study's teacher: it learns from the whole training split (55k images with the same
+# 5% flipped labels), of which the students' images are the first `train_size`, and is shared
+# by every seed (`data_seed`); its learning rate decays along a cosine. Trained once, cached.
+STRONG_TEACHER = {"teacher_train_size": None, "data_seed": 0, "teacher_schedule": "cosine"}
+
+# The opposite, for the studies: each seed its own split and a teacher trained on the
+# students' images, at a constant learning rate (the fields' defaults).
+PER_SEED_TEACHERS = {
+    "teacher_train_size": "student",
+    "data_seed": None,
+    "teacher_schedule": "constant",
+}
+
 PROFILES: dict[str, Profile] = {
-    # CI: every chapter and figure, in minutes on 2 cores.
+    # CI: every chapter and figure, in minutes on 2 cores. The teacher learns from 3,000
+    # images, the students' 1,000 among them.
     "smoke": Profile(
         name="smoke",
         train_size=1_000,
@@ -120,17 +193,30 @@ PROFILES: dict[str, Profile] = {
         epochs=2,
         budgets=(1, 2),
         teacher_epochs=1,
+        teacher_train_size=3_000,
+        data_seed=0,
+        teacher_schedule="cosine",
     ),
-    # The book's published numbers: 11 alphas x 3 seeds on a 2-core laptop CPU.
-    "default": Profile(name="default"),
+    # The book's published numbers, on a 2-core laptop CPU in under 30 minutes: 11 alphas x 5
+    # seeds, each seed a new student of the one strong teacher.
+    "default": Profile(
+        name="default",
+        seeds=(0, 1, 2, 3, 4),
+        epochs=10,
+        budgets=(2, 5, 10),
+        teacher_epochs=2,
+        **STRONG_TEACHER,
+    ),
     # The report's stated setting: 10k training images with 5% flipped labels, its budgets of
-    # 100/300/500/1000 epochs, 5 seeds. For a GPU (benchmarks/gpu_full.sh).
+    # 100/300/500/1000 epochs, 5 seeds, the strong teacher trained 10 epochs. For a GPU
+    # (benchmarks/gpu_full.sh).
     "full": Profile(
         name="full",
         seeds=(0, 1, 2, 3, 4),
         epochs=1000,
         budgets=(100, 300, 500, 1000),
         teacher_epochs=10,
+        **STRONG_TEACHER,
     ),
 }
 

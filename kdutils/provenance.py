@@ -58,7 +58,7 @@ def stored_results(profile: Profile, directory: Path) -> tuple[list[dict], dict[
     ]
     teachers = {
         seed: teacher
-        for seed in profile.seeds
+        for seed in profile.teacher_seeds()
         if (teacher := load_teacher(profile, seed, directory)) is not None
     }
     return records, teachers

@@ -64,3 +64,74 @@ def paired_difference(a, b, confidence: float = 0.95) -> dict:
     else:
         summary["p_value"] = math.nan if len(a) < 2 else 1.0
     return summary
+
+
+def tost(a, b, delta: float) -> float:
+    """p-value of two one-sided paired t-tests that the mean of a - b lies within ±`delta`.
+
+    Small means equivalent: both "the difference is above -delta" and "below +delta" are
+    shown at that level. With fewer than two pairs or no spread it is NaN.
+    """
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    n = len(d)
+    sd = float(d.std(ddof=1)) if n > 1 else 0.0
+    if n < 2 or sd == 0.0:
+        return math.nan
+    se = sd / math.sqrt(n)
+    lower = st.t.sf((d.mean() + delta) / se, n - 1)  # H0: mean <= -delta
+    upper = st.t.cdf((d.mean() - delta) / se, n - 1)  # H0: mean >= +delta
+    return float(max(lower, upper))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN, and is not
+    counted in the family)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full_like(p, math.nan)
+    known = np.flatnonzero(~np.isnan(p))
+    order = known[np.argsort(p[known], kind="stable")]
+    m, running = len(order), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def detectable_difference(sd: float, n: int, level: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean paired difference a two-sided paired t-test at `level` finds
+    with probability `power`, for `n` pairs whose differences have standard deviation `sd`
+    (exact, from the noncentral t distribution)."""
+    if n < 2 or not sd > 0:
+        return math.nan
+    df, critical = n - 1, st.t.ppf(1 - level / 2, n - 1)
+
+    def shortfall(effect: float) -> float:
+        nc = effect * math.sqrt(n) / sd
+        return st.nct.sf(critical, df, nc) + st.nct.cdf(-critical, df, nc) - power
+
+    high = sd
+    while shortfall(high) < 0:
+        high *= 2
+    from scipy.optimize import brentq
+
+    return float(brentq(shortfall, 0.0, high, xtol=sd * 1e-9))
+
+
+def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a rate: always inside [0, 1]."""
+    if trials <= 0:
+        raise ValueError(f"trials must be positive, got {trials}")
+    z = st.norm.ppf(0.5 + confidence / 2)
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials**2))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def fisher_ci(r: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Fisher-z interval of a Pearson correlation from `n` pairs: always inside [-1, 1]."""
+    if n <= 3:
+        return (-1.0, 1.0)
+    z, half = math.atanh(max(-1 + 1e-15, min(1 - 1e-15, r))), st.norm.ppf(0.5 + confidence / 2)
+    half /= math.sqrt(n - 3)
+    return math.tanh(z - half), math.tanh(z + half)

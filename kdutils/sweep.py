@@ -56,10 +56,11 @@ def pending_alphas(profile: Profile, alphas, directory: Path, pages: Path) -> li
 
 
 def pending_teachers(profile: Profile, directory: Path) -> list[int]:
-    """The seeds whose teacher is not cached for this config: the sweep would train them."""
+    """The teacher seeds whose teacher is not cached for this config: the sweep would train
+    them."""
     from kdutils.teacher import load_teacher
 
-    return [s for s in profile.seeds if load_teacher(profile, s, directory) is None]
+    return [s for s in profile.teacher_seeds() if load_teacher(profile, s, directory) is None]
 
 
 def page_complete(page: Path) -> bool:
@@ -194,13 +195,14 @@ def run_sweep(
     log=print,
     fused: bool = False,
     jobs: int = 1,
-    trainer: str = "batched",
+    trainer: str = "auto",
 ) -> list[float]:
     """Train teachers, then execute one notebook per unfinished alpha. Returns failed alphas.
 
-    First the students of all unfinished alphas train together: by default every (alpha,
-    seed) in one batched model (kdutils.batched, in chunks if memory requires); with
-    `fused` (or `trainer="fused"`) the alphas of each seed in one `FusedDistiller`;
+    First the students of all unfinished alphas train together: with `trainer="batched"`
+    every (alpha, seed) in one batched model (kdutils.batched, in chunks if memory requires);
+    with `fused` (or `trainer="fused"`) the alphas of each seed in one `FusedDistiller`; by
+    default ("auto") whichever is faster on this backend (`batched.preferred_trainer`);
     `trainer="separate"` leaves each page to train its own. Each alpha's notebook then finds
     its results stored and only reports them: one executed page and one results file per run.
     `jobs` notebooks run at a time; they are independent once the teachers are trained.
@@ -222,10 +224,10 @@ def run_sweep(
 
 
 def _train_teachers(profile: Profile, directory: Path, log) -> None:
-    """Train (or load) the teacher of every seed of `profile`."""
+    """Train (or load) every teacher of `profile`: one per teacher seed."""
     from kdutils.teacher import get_teacher
 
-    for seed in profile.seeds:
+    for seed in profile.teacher_seeds():
         start = time.perf_counter()
         teacher = get_teacher(profile, seed, directory)
         log(
@@ -237,8 +239,12 @@ def _train_teachers(profile: Profile, directory: Path, log) -> None:
 def _train_students(profile: Profile, todo: list[float], directory: Path, trainer, log) -> None:
     """Train the students of the alphas `todo` before their pages (`trainer` "batched" or
     "fused"; "separate" leaves each page to train its own)."""
+    from kdutils.batched import preferred_trainer
     from kdutils.experiment import run_batched, run_students
 
+    if trainer == "auto":
+        trainer = preferred_trainer()
+        log(f"students: {trainer} (the faster trainer here, kdutils.batched.TRAINERS)")
     if trainer == "batched":
         start = time.perf_counter()
         trained = run_batched(profile, _valid_alphas(todo), directory, log=log)
@@ -455,10 +461,11 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--trainer",
-        choices=("batched", "fused", "separate"),
-        default="batched",
-        help="how students train: all (alpha, seed) batched together (default), the alphas "
-        "of a seed fused, or one per run inside its page",
+        choices=("auto", "batched", "fused", "separate"),
+        default="auto",
+        help="how students train: all (alpha, seed) batched together, the alphas of a seed "
+        "fused, one per run inside its page, or (default) batched or fused, whichever is "
+        "faster on this backend and device",
     )
     parser.add_argument(
         "--study",

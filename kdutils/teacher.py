@@ -1,4 +1,9 @@
-"""Train the teacher once per (profile, seed) and cache its logits; never once per alpha."""
+"""Train the teacher once per (profile, teacher seed) and cache its logits; never per alpha.
+
+A profile's seeds share a teacher when they share its data seed (`Profile.teacher_seed`), and
+a teacher trained on more images than its students (`Profile.teacher_train_size`) is handed
+to them with the logits of their own training images, the first `train_size` of its own.
+"""
 
 from __future__ import annotations
 
@@ -43,13 +48,15 @@ def teacher_paths(directory: Path, seed: int) -> tuple[Path, Path, Path]:
 
 
 def load_teacher(profile: Profile, seed: int, directory: Path) -> Teacher | None:
-    """The cached teacher if its stored config matches the profile's, else None.
+    """The cached teacher of the students of `seed` if its stored config matches, else None.
+
+    Its `logits["train"]` are those of the students' training images (`for_students`).
 
     A cache that fails its check (unreadable record or logits, a missing split, non-finite
     or mis-shaped logits, a checksum that does not match) is None too, with a `CacheWarning`
     naming the file, so `get_teacher` trains the teacher again.
     """
-    record_path, logits_path, _ = teacher_paths(directory, seed)
+    record_path, logits_path, _ = teacher_paths(directory, profile.teacher_seed(seed))
     record = read_json(record_path)
     if record is None or record.get("key") != config_key(profile.teacher_config(seed)):
         return None
@@ -61,7 +68,18 @@ def load_teacher(profile: Profile, seed: int, directory: Path) -> Teacher | None
     stored = record.get("logits_sha256")
     if stored is not None and stored != arrays_sha256(logits):
         return unusable(logits_path, f"content does not match the checksum in {record_path.name}")
-    return Teacher(record, logits)
+    return for_students(profile, Teacher(record, logits))
+
+
+def for_students(profile: Profile, teacher: Teacher) -> Teacher:
+    """`teacher` with the training logits of the students' images only: when the teacher
+    learned from more images, those are the first `train_size` of its own (the students'
+    split is nested in the teacher's, `load_dataset(nested=True)`)."""
+    if not profile.nested or profile.train_size is None:
+        return teacher
+    return Teacher(
+        teacher.record, teacher.logits | {"train": teacher.logits["train"][: profile.train_size]}
+    )
 
 
 def load_weights(model: keras.Model, path: Path) -> bool:
@@ -106,15 +124,29 @@ def fit_supervised(
     return history, time.perf_counter() - start
 
 
+def learning_rate(profile: Profile, train_size: int):
+    """The teacher's learning rate: the profile's, constant or decayed to 0 along a cosine
+    over its `teacher_epochs`."""
+    if profile.teacher_schedule == "constant":
+        return profile.learning_rate
+    steps = -(-train_size // profile.batch_size) * profile.teacher_epochs
+    return keras.optimizers.schedules.CosineDecay(profile.learning_rate, decay_steps=steps)
+
+
 def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | None = None):
-    """Train the teacher of `seed` on the (noisy) training split and cache it."""
+    """Train the teacher of the students of `seed` on its (noisy) training split and cache it.
+
+    `data` is the students' dataset: reused when the teacher learns from the same images,
+    ignored when it learns from more images (`Profile.teacher_train_size`)."""
     config = profile.teacher_config(seed)
-    data = data or load_dataset(**config["data"])
+    seed = config["seed"]
+    if data is None or profile.nested:
+        data = load_dataset(**config["data"])
     set_seed(seed)
     model = build_model(profile.teacher, data.x_train.shape[1:], data.num_classes)
     history, train_time = fit_supervised(
         model,
-        keras.optimizers.Adam(profile.learning_rate),
+        keras.optimizers.Adam(learning_rate(profile, len(data.y_train))),
         data,
         profile.batch_size,
         profile.teacher_epochs,
@@ -142,17 +174,18 @@ def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | 
     model.save_weights(weights_path)
     write_npz(logits_path, **logits)
     write_json(record_path, record)  # last: a record on disk means its logits are complete
-    return Teacher(record, logits)
+    return for_students(profile, Teacher(record, logits))
 
 
 def get_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | None = None):
-    """The cached teacher of `seed`, trained first if there is none for this config.
+    """The cached teacher of the students of `seed`, trained first if there is none for this
+    config.
 
     Concurrent callers train one teacher once: the others wait for it and load it.
     """
     if cached := load_teacher(profile, seed, directory):
         return cached
-    with exclusive(teacher_paths(directory, seed)[0]):
+    with exclusive(teacher_paths(directory, profile.teacher_seed(seed))[0]):
         return load_teacher(profile, seed, directory) or train_teacher(
             profile, seed, directory, data
         )

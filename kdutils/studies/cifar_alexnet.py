@@ -31,7 +31,14 @@ from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.models import alexnet_cifar, build_model
 from kdutils.plots import WIDTH
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key, same_config
+from kdutils.profiles import (
+    PER_SEED_TEACHERS,
+    STEPS_PER_EXECUTION,
+    Profile,
+    alpha_slug,
+    config_key,
+    same_config,
+)
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
@@ -113,7 +120,7 @@ PROFILE_FIELDS = ("train_size", "validation_size", "seeds", "teacher_epochs", "e
 def settings(profile: Profile) -> Profile:
     """`profile` with this study's data, models, seeds and budgets for its name."""
     s = SETTINGS[profile.name]
-    fields = COMMON | {k: s[k] for k in (*PROFILE_FIELDS, "batch_size")}
+    fields = PER_SEED_TEACHERS | COMMON | {k: s[k] for k in (*PROFILE_FIELDS, "batch_size")}
     return profile.replace(**fields, budgets=(fields["epochs"],))
 
 

@@ -26,7 +26,13 @@ from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.models import build_model
 from kdutils.plots import WIDTH
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
+from kdutils.profiles import (
+    PER_SEED_TEACHERS,
+    STEPS_PER_EXECUTION,
+    Profile,
+    config_key,
+    same_config,
+)
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
 from kdutils.stats import format_ci, mean_ci, paired_difference
@@ -126,7 +132,7 @@ SETTINGS = {
 
 def settings(profile: Profile) -> Profile:
     """`profile` with this study's data, models, seeds and budgets for its name."""
-    fields = COMMON | SETTINGS[profile.name]
+    fields = PER_SEED_TEACHERS | COMMON | SETTINGS[profile.name]
     return profile.replace(**fields, budgets=(fields["epochs"],))
 
 

@@ -14,17 +14,28 @@ from pathlib import Path
 import pandas as pd
 
 from kdutils.experiment import load_run, run_profile
-from kdutils.profiles import Profile, config_key
+from kdutils.profiles import PER_SEED_TEACHERS, Profile, config_key
 from kdutils.results import budgets_table
 from kdutils.stats import format_ci, summarize
 
 # The studies' scale per profile, applied to the profile before a condition's own changes.
-# default: half the main sweep's training set and a quarter of its epochs, so that the
-# studies' ~30 conditions fit in about an hour on 2 CPU cores; smoke: the smoke profile.
+# default: 5k training images, 5 epochs and 3 seeds, each seed with its own split and a
+# teacher trained on the students' images, so that the studies' ~30 conditions fit in about
+# an hour on 2 CPU cores; smoke: the smoke profile. The main sweep's strong shared teacher
+# (`teacher_train_size`, `data_seed`) is not the studies': each compares conditions among
+# themselves, with teachers as strong as their condition makes them.
+STUDY_SCALE = PER_SEED_TEACHERS
 BASE: dict[str, dict] = {
-    "smoke": {},
-    "default": {"train_size": 5_000, "epochs": 5, "budgets": (2, 5), "teacher_epochs": 3},
-    "full": {},
+    "smoke": STUDY_SCALE,
+    "default": STUDY_SCALE
+    | {
+        "train_size": 5_000,
+        "epochs": 5,
+        "budgets": (2, 5),
+        "teacher_epochs": 3,
+        "seeds": (0, 1, 2),
+    },
+    "full": STUDY_SCALE,
 }
 
 

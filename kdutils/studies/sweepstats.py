@@ -51,7 +51,7 @@ def teacher_records(variant: Profile) -> list[dict]:
     """The cached teachers' JSON records of `variant`, one per seed (their logits not needed)."""
     directory = sweeps.teacher_directory(variant)
     out = []
-    for seed in variant.seeds:
+    for seed in variant.teacher_seeds():
         path = teacher_paths(directory, seed)[0]
         record = read_json(path)
         if record is None or record.get("key") != config_key(variant.teacher_config(seed)):
