@@ -11,6 +11,10 @@ from kdutils.stats import summarize
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 WIDTH = 7.5  # inches: the book's text width at 100 dpi and more
+# Okabe and Ito's colour-blind-safe colours, most distinct first: seaborn's "colorblind" palette
+# has two near-identical oranges (C1, C3). A chapter with many series sets it with
+# `sns.set_palette(DISTINCT)`.
+DISTINCT = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#000000", "#D55E00", "#F0E442")
 
 
 def _softmax(z: np.ndarray, temperature: float) -> np.ndarray:

@@ -2,11 +2,6 @@
 
 import json
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -226,44 +221,35 @@ def _fake_records(seeds=(0, 1, 2), n=400):
     return records
 
 
-def test_summary_numbers_and_figures_from_records():
+def test_summary_tables_and_paired_comparisons_from_records():
     records = _fake_records()
     table = study.summary(records)
     assert list(table.index) == ["α = 0", "α = 0.5", "α = 1", "teacher"]
     assert (table["seeds"] == 3).all()
-    assert len(study.scores_table(records)) == 4 * 3
+    scores = study.scores_table(records)
+    assert len(scores) == 4 * 3
     assert len(study.class_table(records)) == 4 * 3 * 10
-    assert study.class_summary(records, "recall").shape == (10, 4)
-    diffs = study.differences_table(records)
-    assert list(diffs.index) == [
-        "α = 0 − α = 1",
-        "α = 0.5 − α = 1",
-        "teacher − α = 1",
-        "α = 0 − α = 0.5",
-        "α = 0 − teacher",
+    assert study.comparisons(records) == [
+        (0.0, 1.0),
+        (0.5, 1.0),
+        ("teacher", 1.0),
+        (0.0, 0.5),
+        (0.0, "teacher"),
     ]
-    out = study.numbers(records)
-    assert out["n_seeds"] == "3" and out["alphas"] == "0, 0.5, 1" and out["bins"] == "15"
-    assert out["test_size"] == "400" and out["train_size"] == "5,000" and out["noise"] == "5%"
-    for key in ("alpha_0p0_ece", "teacher_macro_f1", "alpha_0p5_minus_alpha_1p0_ece"):
-        assert key in out
-    assert out["alpha_0p0_recall_classes"] == "10"
-    assert out["float16_accuracy_gap"] == "0.02" and out["alpha_0p5_fidelity"].startswith("90.00%")
-    assert int(out["teacher_bins_above"]) <= int(out["teacher_bins_drawn"]) <= 15
-    assert "confident" in out["alpha_1p0_confidence_verdict"]
-    assert "like its teacher's" in out["error_correlation_verdict"]
-    assert all(isinstance(v, str) and v for v in out.values())
     # Larger logits on the true class give the α = 1 fakes higher accuracy than α = 0.
-    assert out["alpha_0p0_minus_alpha_1p0_accuracy_verdict"] == "lower"
-    for fig in (
-        study.scores_figure(records),
-        study.per_class_figure(records),
-        study.class_difference_figure(records),
-        study.confusion_figure(records),
-        study.reliability_figure(records),
-    ):
-        assert fig.axes
-        plt.close(fig)
+    d = study.paired(scores, "α = 0", "α = 1", "accuracy")
+    assert d["mean"] < 0 and d["high"] < 0 and d["n"] == 3
+    by_seed = study.by_model_seed(scores, "α = 1", "accuracy")
+    assert list(by_seed.index) == [0, 1, 2]
+    assert d["mean"] == pytest.approx(
+        (study.by_model_seed(scores, "α = 0", "accuracy") - by_seed).mean()
+    )
+    recall = study.class_differences(records, "recall")
+    assert len(recall) == 3 * 10 and set(recall["model"]) == {0.0, 0.5, "teacher"}
+    correlation = study.error_correlation(records)
+    assert len(correlation) == len(records)
+    assert correlation["error_correlation"].dropna().between(-1, 1).all()
+    assert study.short_ci([0.5, 0.5, 0.5]) == "50.00 ± 0.00"
 
 
 def test_pooled_confusion_and_reliability():

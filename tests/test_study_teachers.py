@@ -1,10 +1,6 @@
-"""The teacher-quality study: the tiny teacher, conditions, shared teachers, numbers, figures."""
+"""The teacher-quality study: the tiny teacher, conditions, shared teachers, the numbers."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 from kdutils.models import build_model
@@ -129,41 +125,27 @@ def fake_study(profile):
 
 
 @pytest.mark.filterwarnings("ignore:Precision loss")  # differences identical in every seed
-def test_numbers_tables_and_figures():
+def test_condition_numbers_choose_on_validation_and_pair_by_seed():
     profile = get_profile("default")
     study = fake_study(profile)
-    out = teachers.numbers(profile, study)
-    assert out["tiny_best_alpha"] == "1" and out["base_best_alpha"] == "0.5"
-    assert out["tiny_gain"] == "none: the best α is 1 itself"
-    assert out["tiny_gain_dir"] == "not distinguishable from 0"
-    assert out["base_gain"].startswith("-3.00 points") and out["base_gain_dir"] == "lower"
-    assert out["tiny_parameters"] == "4,266" and out["student_parameters"] == "20,490"
-    assert out["tiny_ratio"] == "0.21"
-    assert out["trained_epochs"] == "10" and out["short_epochs"] == "1"
-    # Epoch 10 against epoch 7 (window 3), one point per epoch in every seed.
-    assert out["window"] == "3" and out["val_late_gain"].startswith("+3.00 points")
-    assert out["prefix_gap"] == "0.00"  # shorter teachers are prefixes of the long one
-    assert out["alpha_one_spread"] == "0.00"
-    assert out["n_teachers"] == "6" and out["n_gain_down"] == "5"
-    assert out["best_by_teacher"].startswith("tiny, 10 epochs: 1")
-    assert all(isinstance(v, str) and v for v in out.values())
-    table = teachers.teacher_table(study)
-    assert table.loc["tiny, 10 epochs", "best α (validation)"] == "1"
+    tiny, base = (teachers.condition_numbers(study[c]) for c in ("tiny", "epochs_3"))
+    assert tiny["best_alpha"] == 1.0 and base["best_alpha"] == 0.5  # not 0, test's favourite
+    assert tiny["parameters"] == 4_266 and base["epochs"] == 3
+    assert base["gain"]["mean"] == pytest.approx(-0.03)  # 3 points below alpha = 1, every seed
+    assert ss.significant(base["gain"]) and not ss.significant(tiny["gain"])
+    assert base["zero_vs_one"]["mean"] == pytest.approx(0.03)
+    # The student at alpha = 0.5 (0.87) minus its teacher (0.95 + 2/100 for the third condition)
+    assert base["student_minus_teacher"]["mean"] == pytest.approx(0.87 - 0.97)
     assert not teachers.summary(study["tiny"]["records"]).empty
-    for fig in (
-        teachers.curve_figure(study),
-        teachers.alpha_figure(study),
-        teachers.alpha_figure(study, "val_accuracy"),
-        teachers.best_alpha_figure(study),
-    ):
-        assert fig.axes
-        plt.close(fig)
 
 
-@pytest.mark.filterwarnings("ignore:Precision loss")
-def test_smoke_settings_work_with_few_conditions():
-    profile = get_profile("smoke")
+def test_teacher_curves_are_seeds_by_epochs_and_shorter_teachers_are_prefixes():
+    profile = get_profile("default")
     study = fake_study(profile)
-    out = teachers.numbers(profile, study)
-    assert out["short_epochs"] == out["base_epochs"] == "1" and out["trained_epochs"] == "3"
-    assert out["window"] == "1" and out["n_seeds"] == "2"
+    longest = teachers.teacher_curves(study["epochs_10"])
+    short = teachers.teacher_curves(study["epochs_3"])
+    assert longest.shape == (len(profile.seeds), 10) and short.shape[1] == 3
+    np.testing.assert_allclose(short, longest[:, :3])
+    assert longest[0, -1] - longest[0, -4] == pytest.approx(0.03)  # one point an epoch
+    smoke = get_profile("smoke")
+    assert teachers.teacher_curves(fake_study(smoke)["epochs_3"]).shape == (2, 3)

@@ -19,17 +19,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import LinearSegmentedColormap
 
 from kdutils import metrics as base_metrics
 from kdutils.experiment import stored_test_logits, test_logits_path
-from kdutils.plots import WIDTH
 from kdutils.profiles import Profile, alpha_slug, same_config
 from kdutils.results import run_path, write_json
-from kdutils.stats import format_ci, mean_ci, paired_difference
+from kdutils.stats import mean_ci, paired_difference
 from kdutils.studies import sweeps
 
 TITLE = "Beyond accuracy: per-class metrics and calibration"
@@ -318,15 +315,12 @@ def class_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _by_seed(table: pd.DataFrame, model: str, value: str) -> pd.Series:
+def by_model_seed(table: pd.DataFrame, model: str, value: str) -> pd.Series:
+    """`value` of one model (its label), indexed by seed."""
     return table[table["model"] == model].set_index("seed")[value].sort_index()
 
 
-def _ci(values, percent: bool = True, digits: int = 2) -> str:
-    return format_ci(mean_ci(values), percent=percent, digits=digits)
-
-
-def _short(values, percent: bool = True, digits: int = 2) -> str:
+def short_ci(values, percent: bool = True, digits: int = 2) -> str:
     """'97.31 ± 0.12' (mean ± 95% CI half-width, in % when `percent`) for tables."""
     s, scale = mean_ci(values), 100.0 if percent else 1.0
     if math.isnan(s["half_width"]):
@@ -351,7 +345,7 @@ def summary(records: list[dict]) -> pd.DataFrame:
     for model in [label(m) for m in models(records)]:
         row = {"model": model}
         for key, (name, percent) in SCORES.items():
-            row[name] = _short(_by_seed(scores, model, key), percent, 2 if percent else 4)
+            row[name] = short_ci(by_model_seed(scores, model, key), percent, 2 if percent else 4)
         recall = classes[classes["model"] == model].groupby("class")["recall"].mean()
         row["lowest recall"] = f"class {recall.idxmin()}: {100 * recall.min():.2f}%"
         row["seeds"] = int((scores["model"] == model).sum())
@@ -359,39 +353,11 @@ def summary(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model")
 
 
-def class_summary(records: list[dict], value: str = "f1") -> pd.DataFrame:
-    """class × model table of `value` (precision, recall, f1, accuracy) in %: mean ± 95% CI
-    half-width over seeds."""
-    classes = class_table(records)
-    out = {}
-    for model in [label(m) for m in models(records)]:
-        part = classes[classes["model"] == model]
-        out[model] = {k: _short(g[value], digits=1) for k, g in part.groupby("class")}
-    return pd.DataFrame(out).rename_axis("class")
-
-
-def _paired(table: pd.DataFrame, a: str, b: str, value: str) -> dict:
+def paired(table: pd.DataFrame, a: str, b: str, value: str) -> dict:
     """paired_difference of `value`, model a − model b, over the seeds both have."""
-    x, y = _by_seed(table, a, value), _by_seed(table, b, value)
+    x, y = by_model_seed(table, a, value), by_model_seed(table, b, value)
     seeds = x.index.intersection(y.index)
     return paired_difference(x[seeds].to_numpy(), y[seeds].to_numpy())
-
-
-def _diff(s: dict, percent: bool = True, unit: bool = True) -> str:
-    """'+0.41 points [+0.12, +0.70], p = 0.020' (percentage points) or plain units."""
-    scale, unit = (100.0, " points" if unit else "") if percent else (1.0, "")
-    digits = 2 if percent else 4
-    if math.isnan(s["half_width"]):
-        return f"{scale * s['mean']:+.{digits}f}{unit} (one seed: no interval)"
-    return (
-        f"{scale * s['mean']:+.{digits}f}{unit} [{scale * s['low']:+.{digits}f}, "
-        f"{scale * s['high']:+.{digits}f}], p = {s['p_value']:.3f}"
-    )
-
-
-def significant(s: dict) -> bool:
-    """True when the 95% CI of a difference excludes 0."""
-    return not math.isnan(s["half_width"]) and (s["low"] > 0 or s["high"] < 0)
 
 
 def comparisons(records: list[dict]) -> list[tuple]:
@@ -406,19 +372,6 @@ def comparisons(records: list[dict]) -> list[tuple]:
     return pairs
 
 
-def differences_table(records: list[dict]) -> pd.DataFrame:
-    """Paired differences over seeds (a − b) of every score, with 95% CIs and p-values."""
-    scores = scores_table(records)
-    rows = []
-    for a, b in comparisons(records):
-        row = {"difference": f"{label(a)} − {label(b)}"}
-        for score, (name, percent) in SCORES.items():
-            name = name.replace("(%)", "(points)")
-            row[name] = _diff(_paired(scores, label(a), label(b), score), percent, unit=False)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("difference")
-
-
 def class_differences(records: list[dict], value: str = "recall") -> pd.DataFrame:
     """Per class and student α < 1: the paired difference of `value` against α = 1."""
     classes = class_table(records)
@@ -427,7 +380,7 @@ def class_differences(records: list[dict], value: str = "recall") -> pd.DataFram
     for model in [*alphas[:-1], TEACHER]:
         for k in sorted(classes["class"].unique()):
             part = classes[classes["class"] == k]
-            s = _paired(part, label(model), label(alphas[-1]), value)
+            s = paired(part, label(model), label(alphas[-1]), value)
             rows.append({"model": model, "class": k} | s)
     return pd.DataFrame(rows)
 
@@ -458,220 +411,6 @@ def error_correlation(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _verdict(s: dict, more: str, less: str, neither: str = "not clearly different") -> str:
-    """`more` or `less` when the CI of a difference excludes 0, else `neither`."""
-    if not significant(s):
-        return neither
-    return more if s["mean"] > 0 else less
-
-
-def numbers(records: list[dict]) -> dict[str, str]:
-    """Every number the chapter states, formatted, from the records only."""
-    config = records[0]["config"]
-    scores, classes = scores_table(records), class_table(records)
-    alphas = sorted({r["config"]["alpha"] for r in records})
-    seeds = sorted({r["config"]["seed"] for r in records})
-    first = records[0]["test_metrics"]["student"]
-    out = {
-        "n_seeds": str(len(seeds)),
-        "n_runs": str(len(records)),
-        "alphas": ", ".join(f"{a:g}" for a in alphas),
-        "train_size": f"{config['data']['train_size']:,}"
-        if config["data"]["train_size"]
-        else "all",
-        "epochs": str(config["epochs"]),
-        "temperature": f"{config['temperature']:g}",
-        "noise": f"{config['data']['noise_rate']:.0%}",
-        "test_size": f"{int(np.sum(first['confusion'])):,}",
-        "bins": str(first["bins"]),
-        "bin_width": f"{1 / first['bins']:.3f}",
-        "min_bin_count": str(MIN_BIN_COUNT),
-        "top_bin_low": f"{(first['bins'] - 1) / first['bins']:.3f}",
-        "off_diagonal": str(len(first["confusion"]) * (len(first["confusion"]) - 1)),
-    }
-    ev = evaluations(records)
-    for model in models(records):
-        name, k = label(model), key(model)
-        for score, (_, percent) in SCORES.items():
-            out[f"{k}_{score}"] = _ci(_by_seed(scores, name, score), percent, 2 if percent else 4)
-        recall = classes[classes["model"] == name].groupby("class")["recall"]
-        worst = int(recall.mean().idxmin())
-        out[f"{k}_worst_class"] = str(worst)
-        out[f"{k}_worst_recall"] = _ci(recall.get_group(worst))
-        counts = np.array([e["calibration"]["count"] for e in ev[model].values()], dtype=float)
-        out[f"{k}_top_bin_share"] = _ci(counts[:, -1] / counts.sum(axis=1))
-        gap = mean_ci(_by_seed(scores, name, "overconfidence"))
-        out[f"{k}_confidence_verdict"] = _verdict(
-            gap, "overconfident", "underconfident", "neither clearly over- nor underconfident"
-        )
-        drawn = reliability(ev[model])
-        drawn = drawn[drawn["drawn"]]
-        above = sum(r["accuracy"]["mean"] > r["confidence"]["mean"] for _, r in drawn.iterrows())
-        out[f"{k}_bins_above"] = str(int(above))
-        out[f"{k}_bins_drawn"] = str(len(drawn))
-    out["dof"] = str(len(seeds) - 1)
-    means = scores.groupby("model")[["accuracy", "macro_f1"]].mean()
-    out["f1_accuracy_gap"] = f"{100 * (means['accuracy'] - means['macro_f1']).abs().max():.2f}"
-    worst, reference = int(out[f"{key(alphas[-1])}_worst_class"]), label(alphas[-1])
-    part = classes[classes["class"] == worst]
-    for model in [*alphas[:-1], TEACHER]:
-        s = _paired(part, label(model), reference, "recall")
-        out[f"{key(model)}_recall_on_worst"] = _diff(s)
-        out[f"{key(model)}_recall_on_worst_verdict"] = _verdict(s, "higher", "lower")
-    fidelity = [r for r in records if "test_fidelity" in r]
-    for a in alphas if fidelity else []:
-        values = [r["test_fidelity"] for r in fidelity if r["config"]["alpha"] == a]
-        out[f"{alpha_slug(a)}_fidelity"] = _ci(values)
-    stored = [r for r in records if "test_accuracy" in r]
-    if stored:
-        gaps = [abs(r["test_accuracy"] - r["test_metrics"]["student"]["accuracy"]) for r in stored]
-        out["float16_accuracy_gap"] = f"{100 * max(gaps):.2f}"
-    for a, b in comparisons(records):
-        pair = f"{key(a)}_minus_{key(b)}"
-        for score, (_, percent) in SCORES.items():
-            s = _paired(scores, label(a), label(b), score)
-            out[f"{pair}_{score}"] = _diff(s, percent)
-            out[f"{pair}_{score}_verdict"] = _verdict(s, "higher", "lower")
-    diffs = class_differences(records, "recall")
-    for model in dict.fromkeys(diffs["model"]):
-        part = diffs[diffs["model"] == model]
-        hits = [r for r in part.to_dict("records") if significant(r)]
-        out[f"{key(model)}_recall_significant"] = str(len(hits))
-        out[f"{key(model)}_recall_significant_classes"] = (
-            "; ".join(f"class {r['class']}: {_diff(r)}" for r in hits) or "none"
-        )
-        out[f"{key(model)}_recall_classes"] = str(len(part))
-    corr = error_correlation(records)
-    for a in alphas:
-        out[f"{alpha_slug(a)}_error_correlation"] = _ci(
-            _by_seed(corr, label(a), "error_correlation"), percent=False, digits=3
-        )
-    if 0.0 in alphas and 1.0 in alphas:
-        s = _paired(corr, label(0.0), label(1.0), "error_correlation")
-        out["error_correlation_diff"] = _diff(s, percent=False)
-        out["error_correlation_verdict"] = _verdict(
-            s,
-            "more like its teacher's",
-            "less like its teacher's",
-            "not clearly more or less like its teacher's",
-        )
-    return out
-
-
-# --- figures ---------------------------------------------------------------------------------
-
-
-def _colors(records: list[dict]) -> dict[str, str]:
-    return {label(m): f"C{i}" for i, m in enumerate(models(records))}
-
-
-def _errorbar(ax, x, values, color, label_=None, marker="o"):
-    s = mean_ci(values)
-    ax.errorbar(
-        x,
-        s["mean"],
-        yerr=0 if math.isnan(s["half_width"]) else s["half_width"],
-        fmt=marker,
-        ms=4,
-        capsize=3,
-        color=color,
-        label=label_,
-    )
-
-
-def scores_figure(records: list[dict]) -> plt.Figure:
-    """Macro-F1, ECE, confidence − accuracy per model, and the students' error correlation
-    with their teachers: seeds (dots), mean and 95% CI."""
-    colors = _colors(records)
-    scores = scores_table(records).merge(
-        error_correlation(records), on=["model", "seed"], how="left"
-    )
-    panels = (
-        ("macro_f1", "macro-F1 (%)", 100.0),
-        ("ece", "ECE (%)", 100.0),
-        ("overconfidence", "confidence − accuracy (points)", 100.0),
-        ("error_correlation", "error correlation with teacher", 1.0),
-    )
-    names = [label(m) for m in models(records)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, 3.3))
-    for ax, (key, ylabel, scale) in zip(axes, panels, strict=True):
-        shown = [n for n in names if n != TEACHER or key != "error_correlation"]
-        for i, name in enumerate(shown):
-            values = scale * _by_seed(scores, name, key).to_numpy()
-            ax.plot(np.full(len(values), i - 0.18), values, ".", color=colors[name], alpha=0.5)
-            _errorbar(ax, i + 0.05, values, colors[name])
-        ax.set_xticks(range(len(shown)), shown, rotation=30)
-        ax.set_ylabel(ylabel, fontsize=9)
-        ax.tick_params(labelsize=8)
-        ax.set_xlim(-0.6, len(shown) - 0.4)
-        low, high = ax.get_ylim()
-        if key == "overconfidence":  # show 0: the sign is the point
-            ax.axhline(0, color="black", lw=0.8)
-            low, high = min(low, -1.0), max(high, 1.0)
-        ax.set_ylim(max(low, -scale), min(high, scale))
-        if key in ("macro_f1", "ece"):
-            ax.set_ylim(bottom=max(low, 0.0))
-    fig.tight_layout()
-    return fig
-
-
-def per_class_figure(records: list[dict]) -> plt.Figure:
-    """Recall, precision and F1 per class and model: mean over seeds with 95% CIs."""
-    classes, colors = class_table(records), _colors(records)
-    names = [label(m) for m in models(records)]
-    ks = sorted(classes["class"].unique())
-    offsets = np.linspace(-0.27, 0.27, len(names))
-    fig, axes = plt.subplots(3, 1, figsize=(WIDTH, 7.5), sharex=True)
-    for ax, value in zip(axes, ("recall", "precision", "f1"), strict=True):
-        for offset, name in zip(offsets, names, strict=True):
-            part = classes[classes["model"] == name]
-            for k in ks:
-                values = 100 * part[part["class"] == k][value].to_numpy()
-                _errorbar(ax, k + offset, values, colors[name], name if k == ks[0] else None)
-        ax.set_ylabel(f"{'F1' if value == 'f1' else value} (%)")
-        low, high = ax.get_ylim()
-        ax.set_ylim(max(low, 0.0), min(high, 100.5))  # an interval from few seeds may not
-    axes[-1].set_xticks(ks)
-    axes[-1].set_xlabel("class")
-    axes[0].legend(ncols=len(names), fontsize="small", loc="lower left")
-    fig.tight_layout()
-    return fig
-
-
-def class_difference_figure(records: list[dict]) -> plt.Figure:
-    """Paired difference of recall and precision per class against α = 1, with 95% CIs."""
-    colors = _colors(records)
-    fig, axes = plt.subplots(2, 1, figsize=(WIDTH, 5.4), sharex=True)
-    reference = label(max(r["config"]["alpha"] for r in records))
-    for ax, value in zip(axes, ("recall", "precision"), strict=True):
-        diffs = class_differences(records, value)
-        names = [label(m) for m in dict.fromkeys(diffs["model"])]
-        diffs["model"] = diffs["model"].map(label)
-        offsets = np.linspace(-0.2, 0.2, len(names))
-        for offset, name in zip(offsets, names, strict=True):
-            part = diffs[diffs["model"] == name]
-            half = 100 * part["half_width"].fillna(0).to_numpy()
-            ax.errorbar(
-                part["class"] + offset,
-                100 * part["mean"],
-                yerr=half,
-                fmt="o",
-                ms=4,
-                capsize=3,
-                color=colors[name],
-                label=f"{name} − {reference}",
-            )
-        ax.axhline(0, color="black", lw=0.8)
-        ax.set_ylabel(f"Δ {value} (points)")
-        low, high = ax.get_ylim()
-        ax.set_ylim(max(low, -100.0), min(high, 100.0))
-    axes[-1].set_xticks(sorted(diffs["class"].unique()))
-    axes[-1].set_xlabel("class")
-    axes[0].legend(ncols=len(names), fontsize="small", loc="best")
-    fig.tight_layout()
-    return fig
-
-
 def pooled_confusion(records: list[dict]) -> dict[str, np.ndarray]:
     """{model: confusion matrix summed over seeds}."""
     return {
@@ -681,46 +420,9 @@ def pooled_confusion(records: list[dict]) -> dict[str, np.ndarray]:
 
 
 def row_normalise(confusion) -> np.ndarray:
+    """Each row (a true class) divided by its total: the share given to each predicted class."""
     c = np.asarray(confusion, dtype=float)
     return c / np.maximum(c.sum(axis=1, keepdims=True), 1)
-
-
-def confusion_figure(records: list[dict]) -> plt.Figure:
-    """Row-normalised confusion matrices (summed over seeds), one per model. The colour scale
-    shows the off-diagonal errors; the diagonal (each class's recall) is printed in grey."""
-    pooled = {m: row_normalise(c) for m, c in pooled_confusion(records).items()}
-    off = ~np.eye(len(next(iter(pooled.values()))), dtype=bool)
-    vmax = max(100 * c[off].max() for c in pooled.values()) or 1.0
-    cmap = LinearSegmentedColormap.from_list("errors", ["#ffffff", "#c0392b"])
-    cols = 2
-    rows = math.ceil(len(pooled) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 3.5 * rows), squeeze=False)
-    fig.subplots_adjust(left=0.07, right=0.86, bottom=0.06, top=0.95, wspace=0.15, hspace=0.25)
-    for ax, (name, c) in zip(axes.flat, pooled.items(), strict=False):
-        shown = np.where(off, 100 * c, np.nan)
-        image = ax.imshow(shown, cmap=cmap, vmin=0, vmax=vmax)
-        n = len(c)
-        for i in range(n):
-            ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, color="#dddddd"))
-            ax.text(i, i, f"{100 * c[i, i]:.0f}", ha="center", va="center", fontsize=6)
-            for j in range(n):
-                if i != j and 100 * c[i, j] >= 0.5:
-                    ax.text(j, i, f"{100 * c[i, j]:.1f}", ha="center", va="center", fontsize=5.5)
-        ax.set_title(name, fontsize=10)
-        ax.set_xticks(range(n))
-        ax.set_yticks(range(n))
-        ax.tick_params(labelsize=7)
-        ax.grid(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("predicted class", fontsize=8)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("true class", fontsize=8)
-    for ax in list(axes.flat)[len(pooled) :]:
-        ax.set_visible(False)
-    bar = fig.colorbar(image, cax=fig.add_axes((0.89, 0.25, 0.02, 0.5)))
-    bar.set_label("% of the true class (off the diagonal)", fontsize=8)
-    bar.ax.tick_params(labelsize=7)
-    return fig
 
 
 def reliability(by_seed: dict) -> pd.DataFrame:
@@ -741,51 +443,3 @@ def reliability(by_seed: dict) -> pd.DataFrame:
             row["accuracy"] = mean_ci(correct[seen, b] / count[seen, b])
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def reliability_figure(records: list[dict]) -> plt.Figure:
-    """Reliability diagrams, one per model: accuracy against mean confidence per bin (mean over
-    seeds, 95% CIs) with the diagonal of perfect calibration, and below, the share of test
-    predictions in each bin (log scale)."""
-    colors = _colors(records)
-    ev = evaluations(records)
-    fig, axes = plt.subplots(
-        2,
-        len(ev),
-        figsize=(WIDTH, 3.6),
-        sharex=True,
-        sharey="row",
-        gridspec_kw={"height_ratios": (3, 1.2)},
-        squeeze=False,
-    )
-    for (top, bottom), (model, by_seed) in zip(axes.T, ev.items(), strict=True):
-        name, table = label(model), reliability(by_seed)
-        top.plot([0, 1], [0, 1], "--", color="grey", lw=0.8)
-        drawn = table[table["drawn"]]
-        for _, row in drawn.iterrows():
-            acc, conf = row["accuracy"], row["confidence"]
-            top.errorbar(
-                conf["mean"],
-                acc["mean"],
-                xerr=np.nan_to_num(conf["half_width"]),
-                yerr=np.nan_to_num(acc["half_width"]),
-                fmt="o",
-                ms=3,
-                capsize=2,
-                color=colors[name],
-            )
-        top.set_title(name, fontsize=10)
-        top.set(xlim=(0, 1), ylim=(0, 1.02))
-        shares = [s["mean"] for s in table["share"]]
-        halves = [np.nan_to_num(s["half_width"]) for s in table["share"]]
-        centres = (table["low"] + table["high"]) / 2
-        bottom.bar(centres, shares, width=1 / len(table), color=colors[name], alpha=0.6)
-        bottom.errorbar(centres, shares, yerr=halves, fmt="none", ecolor="black", lw=0.6)
-        bottom.set_yscale("log")
-        bottom.set_xlabel("confidence", fontsize=8)
-        top.tick_params(labelsize=7)
-        bottom.tick_params(labelsize=7)
-    axes[0, 0].set_ylabel("accuracy", fontsize=8)
-    axes[1, 0].set_ylabel("share", fontsize=8)
-    fig.tight_layout()
-    return fig
