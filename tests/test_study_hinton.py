@@ -146,7 +146,7 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch):
 
 
 def test_gap_closed_and_bias_gap_per_seed():
-    def records(condition, errors, biases=None):
+    def records(errors, biases=None):
         return [
             {"config": {"seed": seed}, "test_errors": e}
             | ({} if biases is None else {"output_bias": biases[i]})
@@ -154,12 +154,12 @@ def test_gap_closed_and_bias_gap_per_seed():
         ]
 
     study = {
-        "teacher": records("teacher", (60, 50)),
-        "scratch": records("scratch", (160, 150)),
-        "distilled": records("distilled", (110, 70)),
+        "teacher": records((60, 50)),
+        "scratch": records((160, 150)),
+        "distilled": records((110, 70)),
     }
     # seed 0: (150 - 70) / (150 - 50) = 0.8; seed 1: (160 - 110) / (160 - 60) = 0.5
     np.testing.assert_allclose(hinton.gap_closed(study), [0.8, 0.5])
     bias = [[0.0] * 10, [1.0] * 10]
     bias[0][3], bias[1][3] = -0.9, 2.8  # listed seed 1 first; seed 0's 3 is 1.8 above the rest
-    np.testing.assert_allclose(hinton.bias_gap(records("omit3", (0, 0), bias)), [1.8, -0.9])
+    np.testing.assert_allclose(hinton.bias_gap(records((0, 0), bias)), [1.8, -0.9])
