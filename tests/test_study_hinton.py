@@ -1,10 +1,5 @@
 """The Hinton et al. (2015) study: jitter, error counts, bias shifts, configs and a tiny run."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from keras import layers
@@ -146,13 +141,25 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch):
     assert not hinton.is_done(tiny, "distilled", tmp_path / "distilled")
     assert hinton.is_done(tiny, "teacher", tmp_path / "teacher")
 
-    table = hinton.comparison_table(study)
-    assert table.loc["Student 800-800 from scratch", "paper"] == "146"
-    assert "n=1" in table.loc["Student 800-800 from scratch", "this book"]
-    numbers = hinton.numbers(study)
-    assert numbers["n_seeds"] == "1" and numbers["test_3s"] == "1,010"
-    assert numbers["paper_omit3_bias_shift"] == "3.5" and numbers["paper_train_images"] == "60,000"
     assert list(hinton.summary(study["omit3"]).index) == [0]
-    for fig in (hinton.errors_figure(study), hinton.bias_shift_figure(study["omit3"])):
-        assert fig.axes
-        plt.close(fig)
+    assert hinton.by_seed(study["omit3"], "chosen_shift").tolist() == [omit3["chosen_shift"]]
+
+
+def test_gap_closed_and_bias_gap_per_seed():
+    def records(errors, biases=None):
+        return [
+            {"config": {"seed": seed}, "test_errors": e}
+            | ({} if biases is None else {"output_bias": biases[i]})
+            for i, (seed, e) in enumerate(zip((1, 0), errors, strict=True))
+        ]
+
+    study = {
+        "teacher": records((60, 50)),
+        "scratch": records((160, 150)),
+        "distilled": records((110, 70)),
+    }
+    # seed 0: (150 - 70) / (150 - 50) = 0.8; seed 1: (160 - 110) / (160 - 60) = 0.5
+    np.testing.assert_allclose(hinton.gap_closed(study), [0.8, 0.5])
+    bias = [[0.0] * 10, [1.0] * 10]
+    bias[0][3], bias[1][3] = -0.9, 2.8  # listed seed 1 first; seed 0's 3 is 1.8 above the rest
+    np.testing.assert_allclose(hinton.bias_gap(records((0, 0), bias)), [1.8, -0.9])

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -25,7 +24,6 @@ from kdutils import metrics
 from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.models import build_model
-from kdutils.plots import WIDTH
 from kdutils.profiles import (
     PER_SEED_TEACHERS,
     STEPS_PER_EXECUTION,
@@ -35,7 +33,6 @@ from kdutils.profiles import (
 )
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
-from kdutils.stats import format_ci, mean_ci, paired_difference
 
 TITLE = "Hinton et al. (2015) on MNIST"
 
@@ -69,21 +66,6 @@ SHIFTS = tuple(round(0.1 * i, 1) for i in range(151))
 
 CONDITIONS = ("teacher", "scratch", "distilled", "omit3")
 SCHEDULE = "cosine decay to 0"  # of every model's learning rate, see `adam`
-
-# The paper's setup as it states it (section 3), for the side-by-side table.
-PAPER_SETUP = {
-    "training images": "60,000 (all)",
-    "validation images": "not stated",
-    "test images": "10,000",
-    "teacher": "784-1200-1200-10 ReLU; dropout and weight constraints as in Hinton et al. "
-    "(2012); inputs jittered by up to 2 pixels",
-    "student": "784-800-800-10 ReLU, no regularisation",
-    "labels": "MNIST's own",
-    "temperature": "20",
-    "weight on the hard labels": '"considerably lower" than on the soft targets (no number)',
-    "optimiser, batch size, epochs": "not stated",
-    "runs per number": "1 (no seeds or intervals reported)",
-}
 
 # Everything every profile shares: MNIST with clean labels, the paper's models and temperature.
 COMMON = {
@@ -424,7 +406,12 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
     return records
 
 
-# --- tables, numbers and figures for the chapter ---------------------------------------------
+# --- what the chapter and the run pages read ---------------------------------------------
+
+
+def by_seed(records: list[dict], key: str) -> np.ndarray:
+    """`key` of every record, in seed order: the pairs that paired differences compare."""
+    return np.array([r[key] for r in sorted(records, key=lambda r: r["config"]["seed"])])
 
 
 def summary(records: list[dict]) -> pd.DataFrame:
@@ -454,297 +441,17 @@ def summary(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("seed")
 
 
-def _by_seed(records: list[dict], key: str) -> np.ndarray:
-    return np.array([r[key] for r in sorted(records, key=lambda r: r["config"]["seed"])])
-
-
-def _range(records: list[dict], key: str) -> tuple[int, int]:
-    values = _by_seed(records, key)
-    return int(values.min()), int(values.max())
-
-
-def _ci(values, digits: int = 1) -> str:
-    """'83.3 ± 12.1 (95% CI, n=3)' for error counts."""
-    return format_ci(mean_ci(values), percent=False, digits=digits)
-
-
-def _diff(summary: dict) -> str:
-    if np.isnan(summary["half_width"]):
-        return f"{summary['mean']:+.1f} (one seed: no interval)"
-    return (
-        f"{summary['mean']:+.1f} errors [{summary['low']:+.1f}, {summary['high']:+.1f}], "
-        f"p = {summary['p_value']:.3f}"
-    )
-
-
-# (label, condition, record key, paper key): the rows of the comparison with the paper.
-ROWS = (
-    ("Teacher 1200-1200, dropout, jitter", "teacher", "test_errors", "teacher_errors"),
-    ("Student 800-800 from scratch", "scratch", "test_errors", "scratch_errors"),
-    ("Student 800-800 distilled, T = 20", "distilled", "test_errors", "distilled_errors"),
-    ("Distilled without 3s", "omit3", "test_errors", "omit3_errors"),
-    ("  of which on the 3s", "omit3", "test_errors_on_omitted", "omit3_errors_on_3s"),
-    (
-        "Distilled without 3s, 3's bias + 3.5",
-        "omit3",
-        "paper_shift_test_errors",
-        "omit3_shifted_errors",
-    ),
-    (
-        "  of which on the 3s",
-        "omit3",
-        "paper_shift_test_errors_on_omitted",
-        "omit3_shifted_errors_on_3s",
-    ),
-    ("Without 3s, bias shift chosen on validation", "omit3", "chosen_shift_test_errors", None),
-    ("  of which on the 3s", "omit3", "chosen_shift_test_errors_on_omitted", None),
-)
-
-
-def comparison_table(study: dict[str, list[dict]]) -> pd.DataFrame:
-    """The paper's test-error counts next to this book's (mean over seeds, 95% CI)."""
-    rows = []
-    for label, condition, key, paper_key in ROWS:
-        if condition not in study:
-            continue
-        rows.append(
-            {
-                "test errors (of 10,000)": label,
-                "paper": "—" if paper_key is None else str(PAPER[paper_key]),
-                "this book": _ci(_by_seed(study[condition], key)),
-            }
-        )
-    return pd.DataFrame(rows).set_index("test errors (of 10,000)")
-
-
-def setup_table(profile: Profile) -> pd.DataFrame:
-    """The paper's setup next to this profile's."""
-    p = settings(profile)
-    train = p.train_size if p.train_size is not None else 60_000 - p.validation_size
-    ours = {
-        "training images": f"{train:,} (clean labels)",
-        "validation images": f"{p.validation_size:,}, from the training set",
-        "test images": "10,000 (the official test set)",
-        "teacher": "784-1200-1200-10 ReLU; dropout 0.5 on both hidden layers only (no input "
-        f"dropout, no weight constraint); inputs jittered by up to {JITTER} pixels, afresh "
-        "every epoch",
-        "student": "784-800-800-10 ReLU, no regularisation",
-        "labels": "MNIST's own (noise_rate = 0)",
-        "temperature": f"{p.temperature:g}",
-        "weight on the hard labels": f"α = {ALPHA:g} (soft term × T²)",
-        "optimiser, batch size, epochs": f"Adam, learning rate {p.learning_rate:g} with "
-        f"{SCHEDULE}, batch "
-        f"{p.batch_size}; teacher {p.teacher_epochs} epochs, students {p.epochs} epochs",
-        "runs per number": f"{len(p.seeds)} seeds; mean and 95% CI",
-    }
-    rows = [
-        {"": k, "paper": v, f"here ({profile.name} profile)": ours[k]}
-        for k, v in PAPER_SETUP.items()
-    ]
-    return pd.DataFrame(rows).set_index("")
-
-
 def gap_closed(study: dict[str, list[dict]]) -> np.ndarray:
     """Per seed, (scratch − distilled) / (scratch − teacher) test errors: the share of the
     student's gap to its teacher that distillation closes."""
-    scratch = _by_seed(study["scratch"], "test_errors").astype(float)
-    distilled = _by_seed(study["distilled"], "test_errors")
-    teacher = _by_seed(study["teacher"], "test_errors")
+    scratch = by_seed(study["scratch"], "test_errors").astype(float)
+    distilled = by_seed(study["distilled"], "test_errors")
+    teacher = by_seed(study["teacher"], "test_errors")
     return (scratch - distilled) / (scratch - teacher)
 
 
 def bias_gap(records: list[dict]) -> np.ndarray:
     """Per seed, the learned output bias of the omitted class minus the mean of the others'."""
-    bias = np.array([r["output_bias"] for r in sorted(records, key=lambda r: r["config"]["seed"])])
+    bias = by_seed(records, "output_bias")
     others = np.delete(bias, OMITTED, axis=1).mean(axis=1)
     return bias[:, OMITTED] - others
-
-
-def _larger_than_paper(study: dict[str, list[dict]]) -> str:
-    """'7 of 7': in how many rows with a paper number this book's mean exceeds the paper's."""
-    rows = [(c, k, pk) for _, c, k, pk in ROWS if pk is not None]
-    larger = sum(_by_seed(study[c], k).mean() > PAPER[pk] for c, k, pk in rows)
-    return f"{larger} of {len(rows)}"
-
-
-def _paper_gap_closed() -> float:
-    scratch, distilled = PAPER["scratch_errors"], PAPER["distilled_errors"]
-    return (scratch - distilled) / (scratch - PAPER["teacher_errors"])
-
-
-def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
-    """Every number the chapter states, formatted, from the records only."""
-    teacher, scratch = study["teacher"], study["scratch"]
-    distilled, omit3 = study["distilled"], study["omit3"]
-    config = distilled[0]["config"]
-    n_3s = omit3[0]["test_count_by_class"][OMITTED]
-    gain = paired_difference(_by_seed(scratch, "test_errors"), _by_seed(distilled, "test_errors"))
-    out = {
-        "n_seeds": str(len(teacher)),
-        "train_size": f"{teacher[0]['train_examples']:,}",
-        "val_size": f"{teacher[0]['config']['data']['validation_size']:,}",
-        "test_size": f"{sum(teacher[0]['test_count_by_class']):,}",
-        "teacher_epochs": str(teacher[0]["config"]["epochs"]),
-        "student_epochs": str(config["epochs"]),
-        "batch_size": str(config["batch_size"]),
-        "temperature": f"{config['temperature']:g}",
-        "alpha": f"{config['alpha']:g}",
-        "omit3_train": "{:,} to {:,}".format(*_range(omit3, "train_examples")),
-        "test_3s": f"{n_3s:,}",
-        "teacher": _ci(_by_seed(teacher, "test_errors")),
-        "scratch": _ci(_by_seed(scratch, "test_errors")),
-        "distilled": _ci(_by_seed(distilled, "test_errors")),
-        "gain": _diff(gain),
-        "gain_verdict": _verdict(gain),
-        "gap_closed": format_ci(mean_ci(gap_closed(study)), digits=0),
-        "paper_gap_closed": f"{100 * _paper_gap_closed():.0f}%",
-        "fidelity": format_ci(mean_ci(_by_seed(distilled, "test_fidelity"))),
-        "omit3": _ci(_by_seed(omit3, "test_errors")),
-        "omit3_on_3s": _ci(_by_seed(omit3, "test_errors_on_omitted")),
-        "omit3_others": _ci(
-            _by_seed(omit3, "test_errors") - _by_seed(omit3, "test_errors_on_omitted")
-        ),
-        "paper_shift": _ci(_by_seed(omit3, "paper_shift_test_errors")),
-        "paper_shift_on_3s": _ci(_by_seed(omit3, "paper_shift_test_errors_on_omitted")),
-        "paper_shift_3s_acc": format_ci(
-            mean_ci(1 - _by_seed(omit3, "paper_shift_test_errors_on_omitted") / n_3s)
-        ),
-        "chosen_shifts": ", ".join(f"{s:g}" for s in _by_seed(omit3, "chosen_shift")),
-        "chosen_shift": _ci(_by_seed(omit3, "chosen_shift_test_errors")),
-        "chosen_shift_on_3s": _ci(_by_seed(omit3, "chosen_shift_test_errors_on_omitted")),
-        "chosen_shift_3s_acc": format_ci(
-            mean_ci(1 - _by_seed(omit3, "chosen_shift_test_errors_on_omitted") / n_3s)
-        ),
-        "seconds": f"{sum(r['train_seconds'] for rs in study.values() for r in rs):.0f}",
-    }
-    errors, on_3s = _by_seed(omit3, "test_errors"), _by_seed(omit3, "test_errors_on_omitted")
-    chosen = _by_seed(omit3, "chosen_shift")
-    shift = PAPER["omit3_bias_shift"]
-    side = "below" if chosen.max() < shift else "above" if chosen.min() > shift else "around"
-    out |= {
-        "teacher_on_3s": _ci(_by_seed(teacher, "test_errors_on_omitted")),
-        "distilled_on_3s": _ci(_by_seed(distilled, "test_errors_on_omitted")),
-        "distilled_others": _ci(
-            _by_seed(distilled, "test_errors") - _by_seed(distilled, "test_errors_on_omitted")
-        ),
-        "omit3_share_3s": format_ci(mean_ci(on_3s / errors), digits=0),
-        "paper_omit3_share_3s": f"{100 * PAPER['omit3_errors_on_3s'] / PAPER['omit3_errors']:.0f}%",
-        "paper_shifted_3s_acc": (
-            f"{100 * (1 - PAPER['omit3_shifted_errors_on_3s'] / PAPER['test_3s']):.1f}%"
-        ),
-        "omit3_bias_gap": _ci(bias_gap(omit3), digits=2),
-        "distilled_bias_gap": _ci(bias_gap(distilled), digits=2),
-        "chosen_side": side,
-        "omit3_3s_acc": format_ci(mean_ci(1 - on_3s / n_3s)),
-        "teacher_gap": _diff(
-            paired_difference(_by_seed(distilled, "test_errors"), _by_seed(teacher, "test_errors"))
-        ),
-        "larger_than_paper": _larger_than_paper(study),
-        "paper_minus_none": _diff(
-            paired_difference(_by_seed(omit3, "paper_shift_test_errors"), errors)
-        ),
-        "chosen_minus_none": _diff(
-            paired_difference(_by_seed(omit3, "chosen_shift_test_errors"), errors)
-        ),
-        "chosen_minus_paper": _diff(
-            paired_difference(
-                _by_seed(omit3, "chosen_shift_test_errors"),
-                _by_seed(omit3, "paper_shift_test_errors"),
-            )
-        ),
-    }
-    return out | {
-        f"paper_{k}": f"{v:,}" if isinstance(v, int) else f"{v:g}" for k, v in PAPER.items()
-    }
-
-
-def _verdict(summary: dict) -> str:
-    """Whether scratch − distilled errors is positive beyond seed noise."""
-    if np.isnan(summary["half_width"]) or summary["low"] <= 0 <= summary["high"]:
-        return "is inconclusive"
-    return "holds" if summary["mean"] > 0 else "does not hold"
-
-
-def errors_figure(study: dict[str, list[dict]]) -> plt.Figure:
-    """Test errors per model: this book's seeds (dots), their mean and 95% CI, the paper's."""
-    labels = ["teacher", "scratch", "distilled", "omit3", "omit3\n+paper", "omit3\n+chosen"]
-    rows = [
-        ("teacher", "test_errors", "teacher_errors"),
-        ("scratch", "test_errors", "scratch_errors"),
-        ("distilled", "test_errors", "distilled_errors"),
-        ("omit3", "test_errors", "omit3_errors"),
-        ("omit3", "paper_shift_test_errors", "omit3_shifted_errors"),
-        ("omit3", "chosen_shift_test_errors", None),
-    ]
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
-    for i, (condition, key, paper_key) in enumerate(rows):
-        values = _by_seed(study[condition], key)
-        s = mean_ci(values)
-        ax.plot(np.full(len(values), i) - 0.12, values, "o", color="C0", alpha=0.4, ms=4)
-        ax.errorbar(
-            i,
-            s["mean"],
-            yerr=0 if np.isnan(s["half_width"]) else s["half_width"],
-            fmt="s",
-            color="C0",
-            capsize=4,
-            label="this book: mean, 95% CI" if i == 0 else None,
-        )
-        if paper_key is not None:
-            ax.plot(i + 0.15, PAPER[paper_key], "D", color="C3", label="paper" if i == 0 else None)
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set(ylabel="test errors (of 10,000)", ylim=(0, None))
-    ax.legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def curves_figure(study: dict[str, list[dict]]) -> plt.Figure:
-    """Validation error rate per epoch of every model, mean over seeds with a 95% CI band."""
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
-    for i, condition in enumerate(c for c in CONDITIONS if c in study):
-        records = study[condition]
-        curves = 100 * (1 - np.array([[h["val_accuracy"] for h in r["history"]] for r in records]))
-        cis = [mean_ci(c) for c in curves.T]
-        mean = np.array([c["mean"] for c in cis])
-        half = np.nan_to_num(np.array([c["half_width"] for c in cis]))
-        epochs = np.arange(1, len(mean) + 1)
-        ax.plot(epochs, mean, "o-", ms=3, color=f"C{i}", label=condition)
-        ax.fill_between(epochs, mean - half, mean + half, color=f"C{i}", alpha=0.2)
-    ax.set(xlabel="epoch", ylabel="validation error rate (%)", ylim=(0, None))
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def bias_shift_figure(records: list[dict]) -> plt.Figure:
-    """Error rates of the omit3 students against the shift of the 3's bias: on all images
-    (left) and on the 3s (right), validation and test, mean over seeds with a 95% CI band.
-    Triangles: the shift each seed chose on validation."""
-    chosen = [r["chosen_shift"] for r in records]
-    shifts = np.array(records[0]["shift_curve"]["shift"])
-    shown = shifts <= max(2 * PAPER["omit3_bias_shift"], 2 * max(chosen))
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4), sharex=True)
-    panels = (("errors", "all images"), ("errors_on_omitted", f"the {OMITTED}s only"))
-    for ax, (key, title) in zip(axes, panels, strict=True):
-        for j, split in enumerate(("val", "test")):
-            counts = np.array(records[0][f"{split}_count_by_class"])
-            size = counts.sum() if key == "errors" else counts[OMITTED]
-            curves = np.array([r["shift_curve"][f"{split}_{key}"] for r in records]) / size
-            cis = [mean_ci(100 * c) for c in curves[:, shown].T]
-            mean = np.array([c["mean"] for c in cis])
-            half = np.nan_to_num(np.array([c["half_width"] for c in cis]))
-            name = "validation" if split == "val" else "test"
-            ax.plot(shifts[shown], mean, color=f"C{j}", label=f"{name} ({len(records)} seeds)")
-            low, high = np.clip(mean - half, 0, 100), np.clip(mean + half, 0, 100)
-            ax.fill_between(shifts[shown], low, high, color=f"C{j}", alpha=0.2)
-        ax.axvline(PAPER["omit3_bias_shift"], color="C3", ls=":", label="paper's shift")
-        ax.set(title=title, xlabel=f"shift added to the {OMITTED}'s bias", ylim=(0, None))
-        ax.set_xlim(0, shifts[shown][-1])
-    axes[0].plot(chosen, np.zeros(len(chosen)), "^", color="C0", ms=8, clip_on=False)
-    axes[0].plot([], [], "^", color="C0", label="chosen on validation")
-    axes[0].set_ylabel("error rate (%)")
-    axes[0].legend(fontsize="small")
-    fig.tight_layout()
-    return fig
