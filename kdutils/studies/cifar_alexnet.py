@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -30,7 +29,6 @@ from kdutils.augment import crop_and_flip
 from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.models import alexnet_cifar, build_model
-from kdutils.plots import WIDTH
 from kdutils.profiles import (
     PER_SEED_TEACHERS,
     STEPS_PER_EXECUTION,
@@ -41,7 +39,6 @@ from kdutils.profiles import (
 )
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
-from kdutils.stats import format_ci, mean_ci, paired_difference
 from kdutils.teacher import fit_supervised, load_weights
 
 TITLE = "AlexNet to a small CNN on CIFAR-10"
@@ -376,7 +373,7 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
     return records
 
 
-# --- tables, numbers and figures for the chapter ---------------------------------------------
+# --- reading the records: the run pages and the chapter -----------------------------------
 
 
 def summary(records: list[dict]) -> pd.DataFrame:
@@ -397,214 +394,6 @@ def summary(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("seed")
 
 
-def _by_seed(records: list[dict], key: str) -> np.ndarray:
+def by_seed(records: list[dict], key: str) -> np.ndarray:
+    """The values of `key` in `records`, ordered by seed (for comparisons paired by seed)."""
     return np.array([r[key] for r in sorted(records, key=lambda r: r["config"]["seed"])])
-
-
-def label(condition: str) -> str:
-    """'teacher', or 'student, α = 0.5'."""
-    if condition == "teacher":
-        return "teacher (AlexNet-style)"
-    return f"student, α = {alpha_of(condition):g}"
-
-
-def accuracy_table(study: dict[str, list[dict]]) -> pd.DataFrame:
-    """Final accuracies of every model: mean over seeds with a 95% CI."""
-    rows = []
-    for condition in (c for c in CONDITIONS if c in study):
-        records = study[condition]
-        row = {"model": label(condition), "parameters": f"{records[0]['parameters']:,}"}
-        for split, name in (("train", "train"), ("val", "validation"), ("test", "test")):
-            row[f"{name} accuracy"] = format_ci(
-                mean_ci(_by_seed(records, f"final_{split}_accuracy"))
-            )
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("model")
-
-
-def _diff(summary: dict) -> str:
-    """'+1.23 points [+0.10, +2.36], p = 0.041' for a paired difference of accuracies."""
-    if np.isnan(summary["half_width"]):
-        return f"{100 * summary['mean']:+.2f} points (one seed: no interval)"
-    return (
-        f"{100 * summary['mean']:+.2f} points [{100 * summary['low']:+.2f}, "
-        f"{100 * summary['high']:+.2f}], p = {summary['p_value']:.3f}"
-    )
-
-
-def _verdict(summary: dict, words=("higher", "lower", "within seed-to-seed noise")) -> str:
-    """Whether a paired difference is positive, negative, or within seed noise."""
-    if np.isnan(summary["half_width"]) or summary["low"] <= 0 <= summary["high"]:
-        return words[2]
-    return words[0] if summary["mean"] > 0 else words[1]
-
-
-STRONGER = ("stronger than", "weaker than", "not distinguishable, over these seeds, from")
-
-
-def numbers(study: dict[str, list[dict]], profile: Profile) -> dict[str, str]:
-    """Every number the chapter states, formatted, from the records only."""
-    teacher = study["teacher"]
-    scratch = study[alpha_slug(1.0)]
-    config = scratch[0]["config"]
-    full = settings_table_values(_full(profile))
-    out = {
-        "n_seeds": str(len(teacher)),
-        "train_size": f"{teacher[0]['train_examples']:,}",
-        "val_size": f"{teacher[0]['val_examples']:,}",
-        "test_size": f"{teacher[0]['test_examples']:,}",
-        "teacher_epochs": str(teacher[0]["config"]["epochs"]),
-        "student_epochs": str(config["epochs"]),
-        "batch_size": str(config["batch_size"]),
-        "learning_rate": f"{config['learning_rate']:g}",
-        "momentum": f"{config['momentum']:g}",
-        "temperature": f"{config['temperature']:g}",
-        "padding": str(config["augmentation"]["random_crop_padding"]),
-        "teacher_width": f"{teacher[0]['config']['width']:g}",
-        "teacher_parameters": f"{teacher[0]['parameters']:,}",
-        "student_parameters": f"{scratch[0]['parameters']:,}",
-        "seconds": f"{sum(r['train_seconds'] for rs in study.values() for r in rs):.0f}",
-        "teacher_test": format_ci(mean_ci(_by_seed(teacher, "final_test_accuracy"))),
-        "teacher_train": format_ci(mean_ci(_by_seed(teacher, "final_train_accuracy"))),
-    } | {f"full_{k}": v for k, v in full.items()}
-    base = _by_seed(scratch, "final_test_accuracy")
-    for alpha in ALPHAS:
-        c, key = alpha_slug(alpha), alpha_slug(alpha).replace("alpha_", "a")
-        if c not in study:
-            continue
-        records = study[c]
-        out[f"{key}_test"] = format_ci(mean_ci(_by_seed(records, "final_test_accuracy")))
-        out[f"{key}_train"] = format_ci(mean_ci(_by_seed(records, "final_train_accuracy")))
-        out[f"{key}_val"] = format_ci(mean_ci(_by_seed(records, "final_val_accuracy")))
-        out[f"{key}_fidelity"] = format_ci(mean_ci(_by_seed(records, "test_fidelity")))
-        gap = paired_difference(
-            _by_seed(records, "final_train_accuracy"), _by_seed(records, "final_test_accuracy")
-        )
-        out[f"{key}_gap"] = _diff(gap)
-        if alpha != 1.0:
-            d = paired_difference(_by_seed(records, "final_test_accuracy"), base)
-            out[f"{key}_minus_a1p0"] = _diff(d)
-            out[f"{key}_verdict"] = _verdict(d)
-    d = paired_difference(
-        _by_seed(study[alpha_slug(0.5)], "final_test_accuracy"),
-        _by_seed(study[alpha_slug(0.0)], "final_test_accuracy"),
-    )
-    out["a0p5_minus_a0p0"] = _diff(d)
-    out["a0p5_vs_a0p0_verdict"] = _verdict(d)
-    best = max(ALPHAS, key=lambda a: _by_seed(study[alpha_slug(a)], "final_val_accuracy").mean())
-    out["best_val_alpha"] = f"{best:g}"
-    for name, alpha in (("best", best), ("a1p0", 1.0)):
-        d = paired_difference(
-            _by_seed(teacher, "final_test_accuracy"),
-            _by_seed(study[alpha_slug(alpha)], "final_test_accuracy"),
-        )
-        out[f"teacher_minus_{name}"] = _diff(d)
-        out[f"teacher_vs_{name}"] = _verdict(d, STRONGER)
-    return out
-
-
-def _full(profile: Profile) -> Profile:
-    from kdutils.profiles import get_profile
-
-    return get_profile("full") if profile.name != "full" else profile
-
-
-def settings_table_values(profile: Profile) -> dict[str, str]:
-    """The scale of `profile`, formatted: images, epochs, teacher width and parameters."""
-    p, e = settings(profile), extra(profile)
-    train = p.train_size if p.train_size is not None else 50_000 - p.validation_size
-    return {
-        "train_size": f"{train:,}",
-        "val_size": f"{p.validation_size:,}",
-        "test_size": f"{e['test_size'] or 10_000:,}",
-        "teacher_epochs": str(p.teacher_epochs),
-        "student_epochs": str(p.epochs),
-        "teacher_width": f"{e['teacher_width']:g}",
-        "teacher_parameters": f"{alexnet_cifar(width=e['teacher_width']).count_params():,}",
-        "seeds": str(len(p.seeds)),
-    }
-
-
-def setup_table(profile: Profile) -> pd.DataFrame:
-    """What the report did (as far as this book knows it) next to this profile and `full`."""
-    rows = {
-        "teacher": (REPORT["teacher"], "`alexnet_cifar`: 5 conv with BatchNorm, 3 dense"),
-        "students": (REPORT["students"], "`cnn_bn_student`, 2 x [conv, BatchNorm, ReLU, pool]"),
-        "α (weight on the hard labels)": ("1, 0, 0.5 (convention not known here)", "1, 0, 0.5"),
-        "optimiser": (REPORT["optimiser"], f"SGD, momentum {MOMENTUM:g}, {SCHEDULE}"),
-        "augmentation": (REPORT["augmentation"], f"the same: {PADDING}-pixel padding, crop, flip"),
-        "teacher under augmentation": ("not known here", "run at every step on the same batch"),
-    }
-    out = []
-    for name, (report, ours) in rows.items():
-        out.append({"": name, "report": report, "this book (every profile)": ours})
-    for name in dict.fromkeys((profile.name, "full")):
-        v = settings_table_values(_full(profile) if name == "full" else profile)
-        ours = (
-            f"{v['train_size']} training, {v['val_size']} validation, {v['test_size']} test "
-            f"images; teacher width {v['teacher_width']} ({v['teacher_parameters']} parameters), "
-            f"{v['teacher_epochs']} epochs; students {v['student_epochs']} epochs; "
-            f"{v['seeds']} seeds"
-        )
-        row = {"": f"scale ({name} profile)", "report": "—", "this book (every profile)": ours}
-        out.append(row)
-    return pd.DataFrame(out).set_index("")
-
-
-def _band(ax, curves: np.ndarray, color: str, label: str, style: str = "-", top=None) -> None:
-    """Mean over seeds (rows) with a 95% CI band, per epoch (columns), clipped to [0, top]."""
-    cis = [mean_ci(c) for c in curves.T]
-    mean = np.array([c["mean"] for c in cis])
-    half = np.nan_to_num(np.array([c["half_width"] for c in cis]))
-    epochs = np.arange(1, len(mean) + 1)
-    ax.plot(epochs, mean, style, marker="o", ms=3, color=color, label=label)
-    low, high = np.clip(mean - half, 0, top), np.clip(mean + half, 0, top)
-    ax.fill_between(epochs, low, high, color=color, alpha=0.2)
-    previous = ax.get_xlim()[1] if len(ax.lines) > 1 else 0.0  # curves may differ in length
-    ax.set_xlim(0.5, max(previous, len(mean) + 0.5))
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True, min_n_ticks=1))
-
-
-def _curves(records: list[dict], key: str) -> np.ndarray:
-    ordered = sorted(records, key=lambda r: r["config"]["seed"])
-    return np.array([[h[key] for h in r["history"]] for r in ordered])
-
-
-def loss_figure(study: dict[str, list[dict]]) -> plt.Figure:
-    """Per student, its training objective on the training (augmented) and validation images,
-    and its cross-entropy on the labels: mean over seeds with 95% CI bands."""
-    students = [alpha_slug(a) for a in ALPHAS if alpha_slug(a) in study]
-    fig, axes = plt.subplots(1, len(students), figsize=(WIDTH, 3.2), sharey=True)
-    for ax, condition in zip(np.atleast_1d(axes), students, strict=True):
-        records = study[condition]
-        _band(ax, _curves(records, "loss"), "C0", "objective, train")
-        _band(ax, _curves(records, "val_loss"), "C1", "objective, validation")
-        if alpha_of(condition) not in (0.0, 1.0):
-            _band(ax, _curves(records, "hard_loss"), "C2", "cross-entropy, train", "--")
-            _band(ax, _curves(records, "val_hard_loss"), "C3", "cross-entropy, validation", "--")
-        ax.set(title=label(condition), xlabel="epoch", ylim=(0, None))
-    np.atleast_1d(axes)[0].set_ylabel("loss")
-    handles, labels = [], []
-    for ax in np.atleast_1d(axes):
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize="small")
-    fig.tight_layout(rect=(0, 0.17, 1, 1))
-    return fig
-
-
-def accuracy_figure(study: dict[str, list[dict]]) -> plt.Figure:
-    """Accuracy per epoch on the augmented training batches (left) and on validation (right),
-    every model, mean over seeds with 95% CI bands."""
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.6), sharey=True)
-    for i, condition in enumerate(c for c in CONDITIONS if c in study):
-        for ax, key in zip(axes, ("accuracy", "val_accuracy"), strict=True):
-            _band(ax, 100 * _curves(study[condition], key), f"C{i}", label(condition), top=100)
-    axes[0].set(title="training batches (augmented)", xlabel="epoch", ylabel="accuracy (%)")
-    axes[1].set(title="validation images", xlabel="epoch")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize="small")
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
-    return fig

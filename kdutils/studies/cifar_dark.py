@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from keras import ops
@@ -39,11 +38,10 @@ from kdutils.distiller import with_teacher_logits
 from kdutils.fused import FusedDistiller, split_history
 from kdutils.losses import check_temperature, combine, cross_entropy, distillation_loss
 from kdutils.models import build_model, resnet_cifar
-from kdutils.plots import WIDTH
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
 from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
-from kdutils.stats import format_ci, mean_ci, paired_difference
+from kdutils.stats import paired_difference
 from kdutils.teacher import fit_supervised
 
 TITLE = "Learning dark knowledge on CIFAR-10"
@@ -581,7 +579,7 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
     return records
 
 
-# --- tables, numbers and figures for the chapter ---------------------------------------------
+# --- reading the records: the run pages and the chapter -----------------------------------
 
 
 def summary(records: list[dict]) -> pd.DataFrame:
@@ -639,66 +637,6 @@ def accuracies(runs: dict[str, list[dict]], key: str) -> np.ndarray:
     return np.array([100 * r["test_accuracy"] for r in runs[key]])
 
 
-def _pct(values) -> str:
-    """'70.12% ± 0.45 (95% CI, n=3)' from accuracies in percent."""
-    return format_ci(mean_ci(np.asarray(values) / 100))
-
-
-def _points(summary: dict) -> str:
-    """'+0.41 points [−0.12, +0.94]' for a paired difference of accuracies in percent."""
-    if math.isnan(summary["half_width"]):
-        return f"{summary['mean']:+.2f} points (one seed: no interval)"
-    return f"{summary['mean']:+.2f} points [{summary['low']:+.2f}, {summary['high']:+.2f}]"
-
-
-# (label, run key, report key): the main comparison with the report.
-MAIN_ROWS = (
-    ("Teacher", "teacher", "teacher"),
-    ("LightNN from scratch", "light_nn/scratch", "light_scratch"),
-    ("LightNN distilled (T = 2, CE 0.75)", "light_nn/kd", "light_kd"),
-    ("SimpleNN from scratch", "simple_nn/scratch", "simple_scratch"),
-    ("SimpleNN distilled (T = 2, CE 0.75)", "simple_nn/kd", "simple_kd"),
-)
-
-
-def main_table(study: dict[str, list[dict]]) -> pd.DataFrame:
-    """The report's test accuracies next to this book's (mean over seeds, 95% CI)."""
-    runs = runs_of(study)
-    rows = [
-        {"model": label, "report": f"{REPORT[rk]:.2f}%", "this book": _pct(accuracies(runs, key))}
-        for label, key, rk in MAIN_ROWS
-        if key in runs
-    ]
-    return pd.DataFrame(rows).set_index("model")
-
-
-def sweep_table(study: dict[str, list[dict]], which: str) -> pd.DataFrame:
-    """The report's temperature (`which='temperature'`) or weight sweep next to this book's."""
-    runs = runs_of(study)
-    rows = []
-    if which == "temperature":
-        for t in sorted(TEMPERATURES, reverse=True):
-            report = REPORT["temperature"].get(t)
-            note = " (NaN loss)" if t == REPORT["nan_temperature"] else ""
-            rows.append(
-                {
-                    "T": f"{t:g}",
-                    "report": "—" if report is None else f"{report:.2f}%{note}",
-                    "this book": _pct(accuracies(runs, temperature_key(t))),
-                }
-            )
-        return pd.DataFrame(rows).set_index("T")
-    for a in WEIGHTS:
-        rows.append(
-            {
-                "CE / KD weights": f"{a:g} / {1 - a:g}",
-                "report": f"{REPORT['weights'][a]:.2f}%",
-                "this book": _pct(accuracies(runs, weight_key(a))),
-            }
-        )
-    return pd.DataFrame(rows).set_index("CE / KD weights")
-
-
 def comparisons() -> list[tuple[str, str, str, float]]:
     """(label, run key a, run key b, the report's a − b in points) for each claim the report's
     numbers make: distillation against scratch, and each sweep value against T = 2, CE 0.75."""
@@ -750,20 +688,6 @@ def differences(study: dict[str, list[dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("comparison")
 
 
-def differences_table(study: dict[str, list[dict]]) -> pd.DataFrame:
-    """`differences` formatted for the chapter."""
-    d = differences(study)
-    return pd.DataFrame(
-        {
-            "report": [("—" if math.isnan(v) else f"{v:+.2f}") for v in d["report (points)"]],
-            "this book, paired by seed (95% CI)": [_points(row) for _, row in d.iterrows()],
-            "p": [f"{p:.2f}" for p in d["p"]],
-            "CI excludes 0": ["yes" if x else "no" for x in d["excludes 0"]],
-        },
-        index=d.index,
-    )
-
-
 def seed_sd(runs: dict[str, list[dict]], keys) -> float:
     """The pooled seed-to-seed standard deviation (points) of one run's test accuracy."""
     variances = [np.var(accuracies(runs, k), ddof=1) for k in keys]
@@ -776,157 +700,6 @@ def noise_band(sd: float) -> float:
     return 1.96 * math.sqrt(2) * sd
 
 
-def _student_keys(runs) -> list[str]:
-    return [k for k in runs if k != "teacher"]
-
-
-def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
-    """Every number the chapter states, formatted, from the records only."""
-    runs = runs_of(study)
-    teacher, light = runs["teacher"], runs["light_nn/kd"]
-    tc, sc = teacher[0]["config"], light[0]["config"]
-    d = differences(study)
-    report_diffs = [abs(v) for v in d["report (points)"] if not math.isnan(v)]
-    sd = seed_sd(runs, _student_keys(runs))
-    nan_at = f"{REPORT['nan_temperature']:g}"
-    all_student = [r for k in _student_keys(runs) for r in runs[k]]
-    losses = [v for r in all_student for e in r["history"] for k, v in e.items() if "loss" in k]
-    out = {
-        "n_seeds": str(len(teacher)),
-        "train_size": f"{light[0]['train_examples']:,}",
-        "teacher_train_size": f"{teacher[0]['train_examples']:,}",
-        "val_size": f"{tc['data']['validation_size']:,}",
-        "test_size": f"{teacher[0]['test_examples']:,}",
-        "teacher_name": teacher[0]["name"],
-        "teacher_params": f"{teacher[0]['trainable_parameters']:,}",
-        "teacher_epochs": str(tc["epochs"]),
-        "student_epochs": str(sc["epochs"]),
-        "batch_size": str(sc["batch_size"]),
-        "teacher": _pct([100 * r["test_accuracy"] for r in teacher]),
-        "teacher_val": _pct([100 * r["val_accuracy"] for r in teacher]),
-        "n_differences": str(len(d)),
-        "n_excluding_zero": str(int(d["excludes 0"].sum())),
-        "n_report_inside": str(int(sum(bool(x) for x in d["report inside CI"] if x is not None))),
-        "n_report_diffs": str(len(report_diffs)),
-        "report_max_diff": f"{max(report_diffs):.2f}",
-        "report_min_diff": f"{min(report_diffs):.2f}",
-        "seed_sd": f"{sd:.2f}",
-        "n_loss_values": f"{len(losses):,}",
-        "n_nonfinite": str(sum(not math.isfinite(v) for v in losses)),
-        "underflow_gap": f"{underflow_gap():.2f}",
-        "underflow_gap_nan_t": f"{underflow_gap(REPORT['nan_temperature']):.1f}",
-        "underflow_gap_1p5": f"{underflow_gap(1.5):.1f}",
-        "teacher_max_gap": "{:.1f} to {:.1f}".format(
-            min(r["train_max_logit_gap"] for r in teacher),
-            max(r["train_max_logit_gap"] for r in teacher),
-        ),
-        "teacher_median_gap": format_ci(
-            mean_ci([r["train_median_logit_gap"] for r in teacher]), percent=False, digits=1
-        ),
-        "nan_batches_report_t": _nan_batches(teacher, nan_at),
-        "nan_batches_t1": _nan_batches(teacher, "1"),
-        "train_batches": str(teacher[0]["train_batches"]),
-        "seconds": f"{_seconds(study):.0f}",
-        "student_seconds": f"{_seconds(study, teachers=False):.0f}",
-        "teacher_seconds": f"{sum(r['train_seconds'] for r in teacher):.0f}",
-        "teacher_backend": teacher[0]["environment"]["backend"],
-        "student_backend": light[0]["environment"]["backend"],
-        "teacher_origin": _teacher_origin(teacher[0], light[0]),
-    }
-    for _, key, _ in MAIN_ROWS:
-        if key in runs:
-            out[key.replace("/", "_")] = _pct(accuracies(runs, key))
-    for label, row in d.iterrows():
-        out["diff_" + _slug(label)] = _points(row)
-    band = noise_band(sd)
-    beyond = [label for label, _, _, v in comparisons() if not math.isnan(v) and abs(v) > band]
-    n = len(report_diffs)
-    out |= {
-        "noise_band": f"{band:.2f}",
-        "report_beyond_band": f"{len(beyond)} of {n}",
-        "n_report_beyond": str(len(beyond)),
-        "verdict": "No" if not beyond else f"Only {len(beyond)} of {n}",
-        "verdict_sentence": (
-            "None of the report's differences is large enough, as a difference between two "
-            "single runs, to stand out from the variation between seeds measured here."
-            if not beyond
-            else f"{len(beyond)} of the report's {n} differences ({'; '.join(beyond)}) exceed "
-            "that band; the others are within it."
-        ),
-        "report_diffs": _report_diffs_text(),
-        "report_light_diff": f"{REPORT['light_kd'] - REPORT['light_scratch']:+.2f}",
-        "report_simple_diff": f"{REPORT['simple_kd'] - REPORT['simple_scratch']:+.2f}",
-        "teacher_confidence": _confidence(teacher),
-    }
-    return out
-
-
-def _teacher_origin(teacher: dict, student: dict) -> str:
-    """Where the students' teacher was trained: with them, or borrowed from another profile."""
-    tc, sc = teacher["config"], student["config"]
-    if same_config(tc["data"], sc["data"]):
-        return "trained here, on the students' training images"
-    lender = next(
-        (
-            name
-            for name, st in SETTINGS.items()
-            if not st.teacher_profile and same_config(tc, teacher_config(st, tc["seed"]))
-        ),
-        "another",
-    )
-    return (
-        f"the `{lender}` profile's, trained on {teacher['train_examples']:,} images on a GPU "
-        f"(Keras's {teacher['environment']['backend']} backend); the students here read its stored "
-        f"logits for their training images, the first {student['train_examples']:,} of its "
-        f"{teacher['train_examples']:,}"
-    )
-
-
-def _report_diffs_text() -> str:
-    """The report's differences in words, from `REPORT`."""
-    c = {label: v for label, _, _, v in comparisons()}
-    return (
-        f"distillation minus scratch is {c['LightNN: KD − scratch']:+.2f} points for LightNN and "
-        f"{c['SimpleNN: KD − scratch']:+.2f} for SimpleNN; T = 1.5 and T = 1.01 score "
-        f"{c['T = 1.5 − T = 2']:+.2f} and {c['T = 1.01 − T = 2']:+.2f} against T = 2; CE 0.5 "
-        f"and CE 0.25 score {c['CE 0.5 − CE 0.75']:+.2f} and {c['CE 0.25 − CE 0.75']:+.2f} "
-        "against CE 0.75"
-    )
-
-
-def _confidence(teacher: list[dict]) -> str:
-    """How our teachers' largest logit gaps compare with the gap that makes T = 1.01 NaN."""
-    largest = max(r["train_max_logit_gap"] for r in teacher)
-    if largest < underflow_gap(REPORT["nan_temperature"]):
-        return "The teachers here are less confident than that"
-    return "Some of the teachers here are as confident as that"
-
-
-# (label, run key, report value): every model of the study, for the table across profiles.
-def _all_rows() -> list[tuple[str, str, float | None]]:
-    rows = [(label, key, REPORT[rk]) for label, key, rk in MAIN_ROWS]
-    rows += [
-        (f"LightNN, T = {t:g}, CE 0.75", temperature_key(t), REPORT["temperature"].get(t))
-        for t in (1.5, 1.01, 1.0)
-    ]
-    rows += [
-        (f"LightNN, T = 2, CE {a:g}", weight_key(a), REPORT["weights"][a]) for a in (0.5, 0.25)
-    ]
-    return rows
-
-
-def scale_table(studies_by_label: dict[str, dict[str, list[dict]]]) -> pd.DataFrame:
-    """Test accuracy of every model: the report's, and this book's in each given study."""
-    runs = {label: runs_of(study) for label, study in studies_by_label.items()}
-    rows = []
-    for label, key, report in _all_rows():
-        row = {"model": label, "report": "—" if report is None else f"{report:.2f}%"}
-        for name, r in runs.items():
-            row[name] = _pct(accuracies(r, key)) if key in r else "—"
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("model")
-
-
 def complete(study: dict[str, list[dict]]) -> bool:
     """Whether `study` has every condition, with at least two seeds of each run."""
     if set(study) != set(CONDITIONS):
@@ -934,226 +707,3 @@ def complete(study: dict[str, list[dict]]) -> bool:
     runs = runs_of(study)
     keys = ["teacher"] + [f"{c}/{r.name}" for c, rs in RUNS.items() for r in rs]
     return all(len(runs.get(k, [])) >= 2 for k in keys)
-
-
-def full_scale_text(study: dict[str, list[dict]] | None) -> str:
-    """A paragraph on the stored results of the `full` profile, from its records only."""
-    if not study or not complete(study):
-        return (
-            "No results of the `full` profile are stored in this checkout; the command in the "
-            "last section makes them."
-        )
-    n = numbers(study)
-    env = study["teacher"][0]["environment"]
-    planned = len(SETTINGS["full"].seeds)
-    return (
-        f"Results of the `full` profile for {n['n_seeds']} of its {planned} seeds are stored "
-        f"with this book, trained on one GPU with Keras's {env['backend']} backend in "
-        f"{n['seconds']} seconds in all. On {n['train_size']} training images, the "
-        f"{n['teacher_name']} teacher reaches {n['teacher']} test accuracy; LightNN "
-        f"{n['light_nn_scratch']} from scratch and {n['light_nn_kd']} distilled, SimpleNN "
-        f"{n['simple_nn_scratch']} and {n['simple_nn_kd']}. Distillation minus scratch, "
-        f"paired by seed, is {n['diff_lightnn_kd_scratch']} for LightNN and "
-        f"{n['diff_simplenn_kd_scratch']} for SimpleNN. At this scale one run's test accuracy "
-        f"varies between seeds with a standard deviation of {n['seed_sd']} points, so two runs "
-        f"without a real difference differ by up to ±{n['noise_band']} points; "
-        f"{n['n_report_beyond']} of the report's {n['n_report_diffs']} differences exceed that, "
-        f"{n['n_excluding_zero']} of the {n['n_differences']} paired differences measured "
-        f"there exclude zero, and {n['n_report_inside']} of the report's "
-        f"{n['n_report_diffs']} differences lie inside their intervals. The largest logit gap "
-        f"of these ResNet-18 teachers on a training image is {n['teacher_max_gap']}, so the "
-        f"tutorial's formula would have logged NaN on {n['nan_batches_report_t']} of "
-        f"{n['train_batches']} batches at T = {REPORT['nan_temperature']:g}."
-    )
-
-
-def _slug(label: str) -> str:
-    keep = "".join(ch if ch.isalnum() else "_" for ch in label.lower())
-    return "_".join(p for p in keep.split("_") if p)
-
-
-def _nan_batches(teacher: list[dict], t: str) -> str:
-    values = [r["tutorial_nan_batches"][t] for r in teacher]
-    return f"{min(values)}" if min(values) == max(values) else f"{min(values)} to {max(values)}"
-
-
-def _seconds(study: dict[str, list[dict]], teachers: bool = True) -> float:
-    """Training time in all: each teacher, and each fused model once per (condition, seed)."""
-    total = 0.0
-    for condition, records in study.items():
-        if condition == "teacher":
-            if not teachers:
-                continue
-            total += sum(r["train_seconds"] for r in records)
-        else:
-            total += sum({r["config"]["seed"]: r["fused_seconds"] for r in records}.values())
-    return total
-
-
-# --- figures ---------------------------------------------------------------------------------
-
-
-def _errorbar(ax, x, values, color, label=None, dx=0.0):
-    s = mean_ci(values)
-    ax.plot(np.full(len(values), x + dx - 0.12), values, "o", color=color, alpha=0.4, ms=4)
-    half = 0 if math.isnan(s["half_width"]) else s["half_width"]
-    ax.errorbar(x + dx, s["mean"], yerr=half, fmt="s", color=color, capsize=4, label=label)
-
-
-def accuracy_figure(study: dict[str, list[dict]]) -> plt.Figure:
-    """Test accuracy of every model: seeds (dots), mean and 95% CI (squares), the report's."""
-    runs = runs_of(study)
-    rows = [(label, key, rk) for label, key, rk in MAIN_ROWS if key in runs]
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
-    for i, (_, key, rk) in enumerate(rows):
-        _errorbar(ax, i, accuracies(runs, key), "C0", "this book: mean, 95% CI" if i == 0 else None)
-        ax.plot(i + 0.18, REPORT[rk], "D", color="C3", label="report" if i == 0 else None)
-    labels = ["teacher", "LightNN\nscratch", "LightNN\nKD", "SimpleNN\nscratch", "SimpleNN\nKD"]
-    ax.set_xticks(range(len(rows)), labels[: len(rows)])
-    ax.set(ylabel="test accuracy (%)")
-    ax.legend(fontsize="small", loc="lower left", bbox_to_anchor=(0, 1), ncols=2, frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def sweeps_figure(study: dict[str, list[dict]]) -> plt.Figure:
-    """LightNN's test accuracy against T (left) and the CE weight (right): this book's seeds,
-    mean and 95% CI, and the report's single runs."""
-    runs = runs_of(study)
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4), sharey=True)
-    temps = sorted(TEMPERATURES)
-    for i, t in enumerate(temps):
-        _errorbar(
-            axes[0], i, accuracies(runs, temperature_key(t)), "C0", "this book" if i == 0 else None
-        )
-        if t in REPORT["temperature"]:
-            marker = "X" if t == REPORT["nan_temperature"] else "D"
-            axes[0].plot(i + 0.18, REPORT["temperature"][t], marker, color="C3", ms=7)
-    axes[0].plot([], [], "D", color="C3", label="report")
-    axes[0].plot([], [], "X", color="C3", label="report, NaN loss")
-    axes[0].set_xticks(range(len(temps)), [f"{t:g}" for t in temps])
-    axes[0].set(xlabel="temperature T (CE weight 0.75)", ylabel="LightNN test accuracy (%)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncols=3, fontsize="small", frameon=False)
-    for i, a in enumerate(WEIGHTS):
-        _errorbar(axes[1], i, accuracies(runs, weight_key(a)), "C0")
-        axes[1].plot(i + 0.18, REPORT["weights"][a], "D", color="C3", ms=7)
-    axes[1].set_xticks(range(len(WEIGHTS)), [f"{a:g} / {1 - a:g}" for a in WEIGHTS])
-    axes[1].set(xlabel="CE / KD weights (T = 2)")
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
-    return fig
-
-
-def differences_figure(study: dict[str, list[dict]]) -> plt.Figure:
-    """Each paired difference with its 95% CI (this book) and the report's single difference."""
-    d = differences(study)
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(d) + 1.2))
-    y = np.arange(len(d))[::-1]
-    half = np.nan_to_num(np.array([d["mean"] - d["low"], d["high"] - d["mean"]]))
-    ax.errorbar(
-        d["mean"],
-        y,
-        xerr=half,
-        fmt="s",
-        color="C0",
-        capsize=4,
-        label="this book: paired mean, 95% CI",
-    )
-    ax.plot(d["report (points)"], y + 0.2, "D", color="C3", label="report (one run)")
-    ax.axvline(0, color="0.3", lw=1)
-    ax.set_yticks(y, d.index)
-    ax.set(xlabel="difference in test accuracy (percentage points)")
-    ax.legend(fontsize="small", loc="lower left", bbox_to_anchor=(0, 1), ncols=2, frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def _band(ax, curves: np.ndarray, color: str, label: str) -> None:
-    cis = [mean_ci(c) for c in curves.T]
-    mean = np.array([c["mean"] for c in cis])
-    half = np.nan_to_num(np.array([c["half_width"] for c in cis]))
-    epochs = np.arange(1, len(mean) + 1)
-    ax.plot(epochs, mean, "o-", ms=3, color=color, label=label)
-    ax.fill_between(epochs, mean - half, mean + half, color=color, alpha=0.15)
-
-
-CURVE_RUNS = (
-    ("LightNN scratch", "light_nn/scratch"),
-    ("LightNN KD, T = 2", "light_nn/kd"),
-    ("T = 1.5", "light_nn/t_1p5"),
-    ("T = 1.01", "light_nn/t_1p01"),
-    ("T = 1", "light_nn/t_1"),
-    ("CE 0.5", "light_nn/alpha_0p5"),
-    ("CE 0.25", "light_nn/alpha_0p25"),
-)
-
-
-def loss_figure(study: dict[str, list[dict]]) -> plt.Figure:
-    """LightNN's training losses per epoch, mean over seeds with a 95% CI band: the hard
-    (cross-entropy) term, the soft (T² KL) term, and validation accuracy."""
-    runs = runs_of(study)
-    fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 3.4), sharex=True)
-    panels = (
-        ("hard_loss", "training CE (hard)"),
-        ("soft_loss", "training T² KL (soft)"),
-        ("val_accuracy", "validation accuracy (%)"),
-    )
-    for i, (label, key) in enumerate(CURVE_RUNS):
-        if key not in runs:
-            continue
-        for ax, (metric, title) in zip(axes, panels, strict=True):
-            scale = 100 if metric == "val_accuracy" else 1
-            curves = scale * np.array([[e[metric] for e in r["history"]] for r in runs[key]])
-            _band(ax, curves, f"C{i}", label)
-            ax.set(title=title, xlabel="epoch")
-    axes[0].xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncols=4, fontsize="small", frameon=False)
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
-    return fig
-
-
-def setup_table(profile: Profile | str) -> pd.DataFrame:
-    """The report's setup next to this profile's."""
-    s = settings(profile)
-    name = profile if isinstance(profile, str) else profile.name
-    train = s.train_size if s.train_size is not None else 50_000 - s.validation_size
-    report = {
-        "training images": "50,000 (all, as in the tutorial)",
-        "validation images": "none (the tutorial has a training and a test set only)",
-        "test images": "10,000 (the official test set)",
-        "teacher": "ResNet-18 (11,173,962 parameters)",
-        "students": "LightNN (267,738), SimpleNN (34,290)",
-        "inputs": "normalised with ImageNet's mean and std; no augmentation (the tutorial's)",
-        "optimiser": "Adam, learning rate 0.001, batch 128 (the tutorial's)",
-        "epochs": "students 10",
-        "distillation": "T = 2, CE 0.75 / KD 0.25, soft term × T²",
-        "runs per number": "1",
-    }
-    t = teacher_settings(s)
-    teacher = teacher_name(s) + f" ({_teacher_params(t):,} trainable parameters)"
-    if s.teacher_profile:
-        t_train = 50_000 - t.validation_size if t.train_size is None else t.train_size
-        teacher += (
-            f", the {s.teacher_profile} profile's (trained on a GPU on {t_train:,} images; "
-            "its stored logits are reused)"
-        )
-    ours = {
-        "training images": f"{train:,}",
-        "validation images": f"{s.validation_size:,}, from the training set",
-        "test images": f"{s.test_size or 10_000:,}",
-        "teacher": teacher,
-        "students": "LightNN (267,738), SimpleNN (34,290)",
-        "inputs": "the same (JPEG re-encoding of CIFAR-10)",
-        "optimiser": f"Adam, learning rate {s.learning_rate:g}, batch {s.batch_size}",
-        "epochs": f"teacher {t.teacher_epochs}, students {s.epochs}",
-        "distillation": "α = 0.75 (CE weight), soft term × T², from cached teacher logits",
-        "runs per number": f"{len(s.seeds)} seeds; mean and 95% CI",
-    }
-    rows = [{"": k, "report": v, f"here ({name} profile)": ours[k]} for k, v in report.items()]
-    return pd.DataFrame(rows).set_index("")
-
-
-def _teacher_params(s: Settings) -> int:
-    model = resnet_cifar(s.teacher_widths, s.teacher_blocks)
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)

@@ -23,7 +23,6 @@ import warnings
 from pathlib import Path
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -33,11 +32,10 @@ from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.features import FeatureDistiller
 from kdutils.losses import MMD_BANDWIDTHS
 from kdutils.models import resnet_cifar
-from kdutils.plots import WIDTH
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key, same_config
 from kdutils.repro import environment, set_seed
 from kdutils.results import ROOT, epoch_records, read_json, read_npz, write_json, write_npz
-from kdutils.stats import format_ci, mean_ci, paired_difference
+from kdutils.stats import paired_difference
 from kdutils.teacher import load_weights
 
 TITLE = "Response- vs feature-based distillation on CIFAR-10"
@@ -535,7 +533,7 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
     return records
 
 
-# --- tables, numbers and figures for the chapter ---------------------------------------------
+# --- reading the records: the run pages and the chapter -----------------------------------
 
 
 def summary(records: list[dict]) -> pd.DataFrame:
@@ -568,39 +566,25 @@ def by_run(study: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return {k: sorted(v, key=lambda r: r["config"]["seed"]) for k, v in out.items()}
 
 
-def _values(records: list[dict], key: str = "test_accuracy") -> np.ndarray:
+def values(records: list[dict], key: str = "test_accuracy") -> np.ndarray:
     return np.array([r[key] for r in records], dtype=float)
 
 
-def _ci(records: list[dict], key: str = "test_accuracy") -> str:
-    return format_ci(mean_ci(_values(records, key)))
-
-
-def _gain(records: list[dict], baseline: list[dict]) -> dict:
+def gain(records: list[dict], baseline: list[dict]) -> dict:
     """Paired over seeds: test accuracy of `records` minus `baseline`'s, in points."""
     seeds = [r["config"]["seed"] for r in records]
     if seeds != [r["config"]["seed"] for r in baseline]:
         raise ValueError("paired comparisons need the same seeds")
-    return paired_difference(100 * _values(records), 100 * _values(baseline))
-
-
-def _format_gain(g: dict) -> str:
-    if np.isnan(g["half_width"]):
-        return f"{g['mean']:+.2f} points (n={g['n']}, no CI)"
-    p = "p < 0.001" if g["p_value"] < 0.001 else f"p = {g['p_value']:.3f}"
-    return f"{g['mean']:+.2f} points [{g['low']:+.2f}, {g['high']:+.2f}], {p}"
+    return paired_difference(100 * values(records), 100 * values(baseline))
 
 
 def best_on_validation(runs: dict[str, list[dict]], names: list[str]) -> str:
     """The run among `names` with the highest mean validation accuracy over seeds."""
     names = [n for n in names if n in runs]
-    return max(names, key=lambda n: _values(runs[n], "val_accuracy").mean())
+    return max(names, key=lambda n: values(runs[n], "val_accuracy").mean())
 
 
-METHODS = ("teacher", "scratch", "response", "mmd", "fitnets", "cosine")
-
-
-def _names(runs: dict[str, list[dict]], method: str) -> list[str]:
+def runs_of_method(runs: dict[str, list[dict]], method: str) -> list[str]:
     """The runs of `method`, ordered by temperature, stage weighting and alpha."""
 
     def key(n: str):
@@ -610,24 +594,6 @@ def _names(runs: dict[str, list[dict]], method: str) -> list[str]:
     return sorted((n for n, rs in runs.items() if rs[0]["config"]["method"] == method), key=key)
 
 
-def describe(config: dict) -> str:
-    """One run's setting in words, in this book's alpha and the report's soft weight."""
-    method, alpha = config["method"], config.get("alpha")
-    if method == "teacher":
-        return "Teacher"
-    if method == "scratch":
-        return "Student from scratch (α = 1)"
-    if method == "response":
-        return (
-            f"Response KD, T = {config['temperature']:g}, soft weight "
-            f"{config['report_soft_weight']:g} (α = {alpha:g})"
-        )
-    if method == "mmd" and alpha == 0:
-        return "MMD alone, no labels (α = 0)"
-    name = {"mmd": "MMD", "fitnets": "FitNets hints", "cosine": "Cosine"}[method]
-    return f"{name}, {config['weighting']} stage weights (α = {alpha:g})"
-
-
 def report_run(runs: dict[str, list[dict]]) -> str | None:
     """The response run at the report's best setting (T = 4, soft weight 0.4), if swept."""
     alpha = _alpha(REPORT["response_soft_weight"])
@@ -635,396 +601,10 @@ def report_run(runs: dict[str, list[dict]]) -> str | None:
     return name if name in runs else None
 
 
-def _best_mmd(runs: dict[str, list[dict]]) -> str:
+def best_mmd(runs: dict[str, list[dict]]) -> str:
     """The MMD run with labels (alpha > 0) with the best mean validation accuracy."""
-    return best_on_validation(runs, [n for n in _names(runs, "mmd") if n != "mmd_alone"])
-
-
-def table_rows(runs: dict[str, list[dict]]) -> list[tuple[str, str, str | float | None]]:
-    """(label, run, report's value): the rows of the comparison with the report."""
-    best_response = best_on_validation(runs, _names(runs, "response"))
-    best_mmd = _best_mmd(runs)
-    rows = [
-        ("Teacher", "teacher", REPORT["teacher"]),
-        (describe(runs["scratch"][0]["config"]), "scratch", REPORT["student"]),
-    ]
-    at_report = report_run(runs)
-    if at_report:
-        rows.append((describe(runs[at_report][0]["config"]), at_report, REPORT["response"]))
-    rows.append(
-        (
-            f"Best on validation: {describe(runs[best_response][0]['config'])}",
-            best_response,
-            None,
-        )
-    )
-    rows.append(
-        (
-            f"Best on validation: {describe(runs[best_mmd][0]['config'])}",
-            best_mmd,
-            REPORT["feature"],
-        )
-    )
-    rows.append((describe(runs["mmd_alone"][0]["config"]), "mmd_alone", REPORT["mmd_alone"]))
-    for method in ("fitnets", "cosine"):
-        rows += [(describe(runs[n][0]["config"]), n, None) for n in _names(runs, method)]
-    return rows
-
-
-def _report_cell(value) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.2f}%" if isinstance(value, float) else str(value)
-
-
-def comparison_table(study: dict[str, list[dict]]) -> pd.DataFrame:
-    """The report's test accuracies next to this book's (mean over seeds, 95% CI), and each
-    student's gain over the student from scratch, paired by seed."""
-    runs = by_run(study)
-    rows = []
-    for label, name, report in table_rows(runs):
-        gain = "—"
-        if name not in ("teacher", "scratch"):
-            gain = _format_gain(_gain(runs[name], runs["scratch"]))
-        rows.append(
-            {
-                "test accuracy": label,
-                "report": _report_cell(report),
-                "this book": _ci(runs[name]),
-                "minus scratch, paired by seed": gain,
-            }
-        )
-    return pd.DataFrame(rows).set_index("test accuracy")
-
-
-def sweep_table(study: dict[str, list[dict]]) -> pd.DataFrame:
-    """Every student run: its setting, mean validation and test accuracy with 95% CIs."""
-    runs = by_run(study)
-    rows = [
-        {
-            "setting": describe(rs[0]["config"]),
-            "validation accuracy": _ci(rs, "val_accuracy"),
-            "test accuracy": _ci(rs),
-        }
-        for m in METHODS[1:]
-        for rs in (runs[n] for n in _names(runs, m))
-    ]
-    return pd.DataFrame(rows).set_index("setting")
-
-
-def _listing(runs, method: str | None, key: str = "alpha") -> str:
-    """'0.2, 0.6': the distinct values of `key` over the runs of `method` (or a list of runs)."""
-    groups = (
-        runs
-        if method is None
-        else [rs for rs in runs.values() if rs[0]["config"]["method"] == method]
-    )
-    return ", ".join(f"{v:g}" for v in sorted({rs[0]["config"][key] for rs in groups}))
-
-
-def _verdict(g: dict) -> str:
-    """Whether a paired gain is positive, negative or within seed noise (its 95% CI)."""
-    if np.isnan(g["half_width"]) or g["low"] <= 0 <= g["high"]:
-        return "within seed-to-seed noise (the 95% CI contains 0)"
-    return "positive beyond seed noise" if g["mean"] > 0 else "negative beyond seed noise"
-
-
-def numbers(study: dict[str, list[dict]]) -> dict[str, str]:
-    """Every number the chapter states, formatted, from the records only."""
-    runs = by_run(study)
-    teacher, scratch = runs["teacher"], runs["scratch"]
-    best_response, best_mmd = best_on_validation(runs, _names(runs, "response")), _best_mmd(runs)
-    t_cfg, s_cfg = teacher[0]["config"], scratch[0]["config"]
-    mmd_cfg = runs[best_mmd][0]["config"]
-    out = {
-        "n_seeds": str(len(scratch)),
-        "train_size": f"{scratch[0]['train_examples']:,}",
-        "val_size": f"{s_cfg['data']['validation_size']:,}",
-        "test_size": f"{scratch[0]['test_examples']:,}",
-        "teacher_epochs": str(t_cfg["epochs"]),
-        "epochs": str(s_cfg["epochs"]),
-        "batch_size": str(s_cfg["batch_size"]),
-        "augment": "with" if s_cfg["augment"] else "without",
-        "teacher_widths": "/".join(map(str, t_cfg["model"]["widths"])),
-        "teacher_blocks": "/".join(map(str, t_cfg["model"]["blocks"])),
-        "student_widths": "/".join(map(str, s_cfg["model"]["widths"])),
-        "student_blocks": "/".join(map(str, s_cfg["model"]["blocks"])),
-        "teacher_params": f"{teacher[0]['parameters']:,}",
-        "student_params": f"{scratch[0]['parameters']:,}",
-        "projection_params": f"{runs[best_mmd][0]['projection_parameters']:,}",
-        "temperatures": ", ".join(
-            sorted(
-                {
-                    f"{rs[0]['config']['temperature']:g}"
-                    for n, rs in runs.items()
-                    if rs[0]["config"]["method"] == "response"
-                }
-            )
-        ),
-        "teacher": _ci(teacher),
-        "scratch": _ci(scratch),
-        "best_response": describe(runs[best_response][0]["config"]),
-        "best_response_acc": _ci(runs[best_response]),
-        "best_response_gain": _format_gain(_gain(runs[best_response], scratch)),
-        "best_response_verdict": _verdict(_gain(runs[best_response], scratch)),
-        "best_response_fidelity": _ci(runs[best_response], "test_fidelity"),
-        "best_mmd": describe(mmd_cfg),
-        "best_mmd_acc": _ci(runs[best_mmd]),
-        "best_mmd_gain": _format_gain(_gain(runs[best_mmd], scratch)),
-        "best_mmd_verdict": _verdict(_gain(runs[best_mmd], scratch)),
-        "best_mmd_fidelity": _ci(runs[best_mmd], "test_fidelity"),
-        "response_minus_mmd": _format_gain(_gain(runs[best_response], runs[best_mmd])),
-        "response_minus_mmd_verdict": _verdict(_gain(runs[best_response], runs[best_mmd])),
-        "mmd_alone": _ci(runs["mmd_alone"]),
-        "mmd_alone_gain": _format_gain(_gain(runs["mmd_alone"], scratch)),
-        "mmd_alone_verdict": _verdict(_gain(runs["mmd_alone"], scratch)),
-        "teacher_minus_scratch": _format_gain(_gain(teacher, scratch)),
-        "seconds": f"{sum(r['train_seconds'] for rs in runs.values() for r in rs):.0f}",
-        "n_runs": str(sum(len(rs) for rs in runs.values())),
-        "soft_weights": _listing(runs, "response", "report_soft_weight"),
-        "response_alphas": _listing(runs, "response", "alpha"),
-        "mmd_alphas": _listing([runs[n] for n in _names(runs, "mmd") if n != "mmd_alone"], None),
-        "hint_alpha": _listing(runs, "fitnets", "alpha"),
-        "weightings": " and ".join(
-            f"{w} ({', '.join(f'{x:g}' for x in WEIGHTINGS[w])})"
-            for w in WEIGHTINGS
-            if any(rs[0]["config"].get("weighting") == w for rs in runs.values())
-        ),
-        "report_response_gain": f"{REPORT['response'] - REPORT['student']:+.2f} points",
-        "report_feature_gain": f"{REPORT['feature'] - REPORT['student']:+.2f} points",
-        "report_teacher_gain": f"{REPORT['teacher'] - REPORT['student']:+.2f} points",
-        "report_response_alpha": f"{_alpha(REPORT['response_soft_weight']):g}",
-        "report_response_temperature": f"{REPORT['response_temperature']:g}",
-        "report_response_soft_weight": f"{REPORT['response_soft_weight']:g}",
-        "report_temperatures": ", ".join(f"{t:g}" for t in REPORT["temperatures"][:-1])
-        + f" and {REPORT['temperatures'][-1]:g}",
-    }
-    at_report = report_run(runs)
-    if at_report:
-        out |= {
-            "at_report": _ci(runs[at_report]),
-            "at_report_gain": _format_gain(_gain(runs[at_report], scratch)),
-            "at_report_verdict": _verdict(_gain(runs[at_report], scratch)),
-        }
-    # Uniform against ramped stage weights, at the best MMD run's alpha.
-    alpha = alpha_slug(mmd_cfg["alpha"])
-    uniform, ramp = runs.get(f"mmd_uniform_{alpha}"), runs.get(f"mmd_ramp_{alpha}")
-    if uniform and ramp:
-        out |= {
-            "ramp_alpha": f"{mmd_cfg['alpha']:g}",
-            "ramp_minus_uniform": _format_gain(_gain(ramp, uniform)),
-            "ramp_minus_uniform_verdict": _verdict(_gain(ramp, uniform)),
-        }
-    for method in ("fitnets", "cosine"):
-        for name in _names(runs, method):
-            out |= {
-                method: describe(runs[name][0]["config"]),
-                f"{method}_acc": _ci(runs[name]),
-                f"{method}_gain": _format_gain(_gain(runs[name], scratch)),
-            }
-    return out | {
-        f"report_{k}": _report_cell(v)
-        for k, v in REPORT.items()
-        if k in ("teacher", "student", "response", "feature", "mmd_alone")
-    }
-
-
-# --- figures -----------------------------------------------------------------------------------
-
-
-def _point(ax, x, records, color, marker="o", label=None) -> float:
-    """Mean test accuracy (%) of `records` at `x` with its 95% CI bar; returns the mean."""
-    s = mean_ci(100 * _values(records))
-    yerr = 0 if np.isnan(s["half_width"]) else s["half_width"]
-    ax.errorbar(x, s["mean"], yerr=yerr, fmt=marker, color=color, capsize=3, ms=5, label=label)
-    return s["mean"]
-
-
-def _line(ax, runs, names: list[str], color: str, marker: str, offset: float, label: str):
-    """One sweep: mean test accuracy (%) against alpha with 95% CI bars, joined by a line."""
-    xs = [runs[n][0]["config"]["alpha"] + offset for n in names]
-    ys = [_point(ax, x, runs[n], color, marker) for x, n in zip(xs, names, strict=True)]
-    ax.plot(xs, ys, "-", marker=marker, color=color, alpha=0.8, label=label)
-
-
-# (label, method, stage weighting, marker, colour) of the feature-based sweeps.
-FEATURE_LINES = (
-    ("MMD, uniform stage weights", "mmd", "uniform", "o", "C3"),
-    ("MMD, ramp stage weights", "mmd", "ramp", "s", "C4"),
-    ("FitNets hints", "fitnets", "uniform", "D", "C5"),
-    ("Cosine", "cosine", "uniform", "^", "C6"),
-)
-
-
-def _legend_below(ax, ncol: int = 2, y: float = -0.2) -> None:
-    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, y), ncol=ncol)
-
-
-def _student_range(runs: dict[str, list[dict]]) -> tuple[float, float]:
-    """Test accuracy limits (%) that hold every student's mean and 95% CI but MMD alone's."""
-    ends = []
-    for name in runs:
-        if name not in ("teacher", "mmd_alone"):
-            c = mean_ci(100 * _values(runs[name]))
-            half = 0.0 if np.isnan(c["half_width"]) else c["half_width"]
-            ends += [c["mean"] - half, c["mean"] + half]
-    pad = 0.1 * (max(ends) - min(ends)) + 0.5
-    return min(ends) - pad, max(ends) + pad
-
-
-def sweep_figure(study: dict[str, list[dict]]) -> plt.Figure:
-    """Test accuracy against alpha, mean over seeds with 95% CIs: response-based KD per
-    temperature (left), feature-based KD per method and stage weighting (right). The student
-    from scratch is alpha = 1 in both panels; the dashed line is the teacher's mean, or its value
-    is written at the top when it lies above the students' range."""
-    runs = by_run(study)
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.6), sharey=True)
-    step = 0.03  # horizontal offsets, so that error bars at the same alpha do not overlap
-
-    def alpha_of(n: str) -> float:
-        return runs[n][0]["config"]["alpha"]
-
-    response = _names(runs, "response")
-    temps = sorted({runs[n][0]["config"]["temperature"] for n in response})
-    for i, t in enumerate(temps):
-        names = [n for n in response if runs[n][0]["config"]["temperature"] == t]
-        offset = (i - (len(temps) - 1) / 2) * step
-        _line(axes[0], runs, sorted(names, key=alpha_of), f"C{i}", "o", offset, f"T = {t:g}")
-    for j, (label, method, weighting, marker, color) in enumerate(FEATURE_LINES):
-        names = [
-            n
-            for n in _names(runs, method)
-            if runs[n][0]["config"]["weighting"] == weighting and n != "mmd_alone"
-        ]
-        if names:
-            offset = (j - (len(FEATURE_LINES) - 1) / 2) * step
-            _line(axes[1], runs, sorted(names, key=alpha_of), color, marker, offset, label)
-    for ax, title in zip(axes, ("response-based", "feature-based"), strict=True):
-        _point(ax, 1.0, runs["scratch"], "k", "s", label="from scratch (α = 1)")
-        ax.set(title=title, xlabel="α (weight on the labels)", xlim=(-0.08, 1.08))
-    # The students that learn from the labels set the scale; the teacher and MMD alone, which
-    # can lie far above and below them, are drawn at the edge with their value if outside it.
-    low, high = _student_range(runs)
-    teacher = 100 * _values(runs["teacher"]).mean()
-    alone = mean_ci(100 * _values(runs["mmd_alone"]))
-    for ax in axes:
-        ax.set_ylim(low, high)
-        if teacher <= high:
-            ax.axhline(teacher, color="grey", ls="--", lw=1, label="teacher (mean)")
-        else:
-            ax.annotate(
-                f"teacher (mean) {teacher:.1f}% ↑",
-                (0.98, 0.97),
-                xycoords="axes fraction",
-                ha="right",
-                va="top",
-                fontsize="x-small",
-                color="0.25",
-            )
-    if alone["mean"] >= low:
-        _point(axes[1], 0.0, runs["mmd_alone"], "C9", "v", label="MMD alone (α = 0)")
-    else:
-        axes[1].plot(0.0, low, "v", color="C9", ms=8, clip_on=False, label="MMD alone (α = 0)")
-        axes[1].annotate(
-            f"MMD alone {alone['mean']:.1f}% ↓",
-            (0.0, low),
-            xytext=(8, 6),
-            textcoords="offset points",
-            fontsize="x-small",
-            color="0.25",
-        )
-    for ax in axes:
-        _legend_below(ax)
-    axes[0].set_ylabel("test accuracy (%)")
-    fig.tight_layout()
-    return fig
-
-
-def gains_figure(study: dict[str, list[dict]]) -> plt.Figure:
-    """Each student's test accuracy minus the student from scratch, paired by seed (mean,
-    95% CI), next to the same difference in the report's table (diamonds). MMD alone, far
-    below the others at small scales, is marked at the left edge with its value."""
-    runs = by_run(study)
-    rows = [(lbl, n, rep) for lbl, n, rep in table_rows(runs) if n != "scratch"]
-    gains = {n: _gain(runs[n], runs["scratch"]) for _, n, _ in rows}
-    ends = [0.0] + [r - REPORT["student"] for _, _, r in rows if isinstance(r, float)]
-    for name, g in gains.items():
-        half = 0.0 if np.isnan(g["half_width"]) else g["half_width"]
-        ends += [] if name == "mmd_alone" else [g["mean"] - half, g["mean"] + half]
-    pad = 0.08 * (max(ends) - min(ends)) + 0.3
-    low, high = min(ends) - pad, max(ends) + pad
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.42 * len(rows) + 1.5))
-    for i, (_, name, report) in enumerate(rows):
-        g = gains[name]
-        label = "this book: mean, 95% CI" if i == 0 else None
-        if g["mean"] < low:
-            ax.plot(low, i, "<", color="C0", ms=8, clip_on=False)
-            ax.annotate(
-                f"{g['mean']:+.1f} ←",
-                (low, i),
-                xytext=(8, 4),
-                textcoords="offset points",
-                fontsize="x-small",
-                color="0.25",
-            )
-        else:
-            xerr = 0 if np.isnan(g["half_width"]) else g["half_width"]
-            ax.errorbar(g["mean"], i, xerr=xerr, fmt="s", color="C0", capsize=3, label=label)
-        if isinstance(report, float):
-            label = "report (one run)" if name == "teacher" else None
-            ax.plot(report - REPORT["student"], i, "D", color="C3", label=label)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlim(low, high)
-    ax.set_yticks(range(len(rows)), [_short(lbl) for lbl, _, _ in rows], fontsize="small")
-    ax.invert_yaxis()
-    ax.set_xlabel("test accuracy minus the student from scratch\n(percentage points)")
-    ax.legend(fontsize="x-small", loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
-    fig.tight_layout()
-    return fig
-
-
-def _short(label: str) -> str:
-    """Labels short enough for an axis."""
-    return (
-        label.replace("Best on validation: ", "best: ")
-        .replace(" stage weights", "")
-        .replace("soft weight", "soft")
-    )
-
-
-def _resnet(widths, blocks) -> str:
-    """'ResNet, widths 16/32/64/128, 2/2/2/2 BasicBlocks, 702,378 weights'."""
-    model = resnet_cifar(tuple(widths), tuple(blocks))
-    n = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    return (
-        f"CIFAR ResNet, widths {'/'.join(map(str, widths))}, "
-        f"{'/'.join(map(str, blocks))} BasicBlocks per stage; {n:,} trainable weights"
-    )
-
-
-def setup_table(profile: Profile | str) -> pd.DataFrame:
-    """What one profile trains: data, models, training, and the settings swept."""
-    s = settings(profile)
-    train = f"{s['train_size']:,}" if s["train_size"] else f"all but {s['validation_size']:,}"
-    test = f"{s['test_size']:,}" if s["test_size"] else "10,000 (all)"
-    pairs = ", ".join(f"({t:g}, {w:g})" for t, w in s["response_grid"])
-    rows = {
-        "training images": f"{train} of CIFAR-10's 50,000 (JPEG re-encoding)",
-        "validation images": f"{s['validation_size']:,}, held out from the training set",
-        "test images": f"{test} of the official test set",
-        "teacher": _resnet(s["teacher_widths"], s["teacher_blocks"]),
-        "student": _resnet(s["student_widths"], s["student_blocks"]),
-        "training": f"Adam, learning rate {s['learning_rate']:g}, {SCHEDULE}; batch "
-        f"{s['batch_size']}; teacher {s['teacher_epochs']} epochs, students {s['epochs']}",
-        "augmentation": "random 4-pixel crops and horizontal flips" if s["augment"] else "none",
-        "response-based KD": f"(T, soft weight) in {pairs}; α = 1 − soft weight",
-        "feature-based KD (MMD)": f"stage weights {', '.join(s['weightings'])}; α in "
-        f"{', '.join(f'{a:g}' for a in s['mmd_alphas'])}; and MMD alone (α = 0)",
-        "FitNets, cosine": f"uniform stage weights, α = {s['hint_alpha']:g}",
-        "seeds": f"{len(s['seeds'])}",
-    }
-    column = f"{s['profile']} profile"
-    return pd.DataFrame({"": list(rows), column: list(rows.values())}).set_index("")
+    names = [n for n in runs_of_method(runs, "mmd") if n != "mmd_alone"]
+    return best_on_validation(runs, names)
 
 
 GPU_TIMING = ROOT / "results" / "benchmarks" / "cifar_features_gpu.json"
