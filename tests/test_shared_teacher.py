@@ -12,9 +12,11 @@ from kdutils.profiles import get_profile
 from kdutils.results import load_runs
 from kdutils.teacher import get_teacher, load_teacher, teacher_paths
 
-SHARED = get_profile("smoke").override(
-    seeds=[0, 1], train_size=120, epochs=1, alphas=[0.0, 1.0], teacher="tiny_teacher"
-).replace(teacher_train_size=300, data_seed=3, validation_size=200, test_size=200)
+SHARED = (
+    get_profile("smoke")
+    .override(seeds=[0, 1], train_size=120, epochs=1, alphas=[0.0, 1.0], teacher="tiny_teacher")
+    .replace(teacher_train_size=300, data_seed=3, validation_size=200, test_size=200)
+)
 
 
 def test_a_nested_split_is_the_head_of_the_larger_one_flipped_labels_included():
