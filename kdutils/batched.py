@@ -55,11 +55,12 @@ MODES = {("jax", "cpu"): "loop", ("jax", "accelerator"): "vmap", ("tensorflow", 
 STATS = ("loss", "hard_loss", "soft_loss", "correct", "agree")
 
 
-# Which trainer trains a sweep's students fastest on each backend and device. Measured at the
-# main sweep's scale on 2 CPU cores (TensorFlow, 10k images, 33 students x 20 epochs): the
-# batched loop 1704 s, fused per seed 921 s. Its step is bound by one Python thread driving
-# many small per-student kernels, so on CPU the sweep trains the alphas of each seed fused;
-# on an accelerator, JAX's vmap runs all students as a few large kernels.
+# Which trainer trains a sweep's students fastest on each backend and device. At the earlier
+# main sweep's scale on 2 CPU cores (TensorFlow, 10k images, 33 students x 20 epochs) the
+# batched loop took 1704 s, with other jobs sharing the cores and its step bound by one
+# Python thread driving many small per-student kernels; fused per seed took 921 s on an idle
+# machine. So on CPU the sweep trains the alphas of each seed fused; on an accelerator, JAX's
+# vmap runs all students as a few large kernels.
 TRAINERS = {("jax", "accelerator"): "batched"}
 
 

@@ -143,7 +143,7 @@ def test_settings_configs_and_resume(tmp_path, monkeypatch):
             audit.settings(p, condition)  # epochs are budgets of the main sweep
     default = get_profile("default")
     assert len(default.seeds) >= 3
-    assert all("seeds" not in s for s in audit.SETTINGS["default"].values())
+    assert all(len(s.get("seeds", default.seeds)) >= 3 for s in audit.SETTINGS["default"].values())
     assert audit.planned(default, "reused_student")[0]["alphas"] == list(default.alphas)
     calls = []
 
@@ -241,3 +241,22 @@ def test_numbers_and_figures_from_records():
         for r in records:
             r["config"]["condition"] = condition
         assert not audit.summary(records).empty
+
+
+def test_compounded_chain_carries_one_student_and_one_trainable_teacher(tmp_path):
+    """Every bug at once, on a tiny scale: the teacher drifts from the first link on, and each
+    link is scored as the report printed it (1 - CategoricalAccuracy, batch 32)."""
+    profile = get_profile("smoke").override(train_size=100, epochs=1, seeds=[0], alphas=[0.0, 1.0])
+    profile = profile.replace(teacher="tiny_teacher", teacher_train_size=300, validation_size=300)
+    directory = tmp_path / "smoke" / "studies" / "audit" / "compounded"
+    (record,) = audit.run(profile, "compounded", directory)
+    config = record["config"]
+    assert config["batch_size"] == audit.REPORT_BATCH_SIZE == 32
+    assert config["metric"] == "CategoricalAccuracy" and config["alphas"] == [0.0, 1.0]
+    first, last = record["links"]
+    assert first["teacher_drift"] > 0  # alpha = 0 trains the teacher too
+    assert last["teacher_drift"] == pytest.approx(first["teacher_drift"])  # alpha = 1 does not
+    for link in record["links"]:
+        assert link["reported"] == pytest.approx(1 - link["categorical_accuracy"])
+        assert 0 <= link["test_accuracy"] <= 1
+    assert audit.is_done(profile, "compounded", directory)
