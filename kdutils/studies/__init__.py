@@ -7,6 +7,10 @@ A study module defines:
   each a docname-safe slug;
 - `run(profile, condition, directory) -> list[dict]`: computes one condition, writes one JSON
   record per run under `directory` (atomically, resuming what is done) and returns them;
+- `is_done(profile, condition, directory) -> bool`: True when every run of the condition has
+  a record under `directory` whose config matches what `run` would train now; the sweep skips
+  a condition that is done and whose run page exists, so a rebuild from committed results
+  trains nothing;
 - `summary(records) -> pandas.DataFrame`: the table shown on the condition's run page;
 - optionally `datasets(profile, condition) -> set[str]`: the datasets (`kdutils.data.DATASETS`)
   the condition trains on, when not only `profile.dataset`. The build checks they can be
@@ -15,6 +19,8 @@ A study module defines:
 `python -m kdutils.sweep --profile P --study NAME` executes `notebooks/study_run.md` once per
 condition with papermill; the executed notebook becomes the page
 `book/runs/<profile>/<study>-<condition>.ipynb`. The study's chapter only reads the records.
+A study that reruns the alpha sweep under another setting builds on `kdutils.studies.sweeps`
+(`noise` is the smallest example); `CONTRIBUTING.md` walks through adding one.
 """
 
 from __future__ import annotations
