@@ -58,6 +58,9 @@ def chapter_datasets(profile: Profile) -> dict[str, set[str]]:
     return {
         "experiments": {profile.dataset, "mnist"},  # and the official MNIST split
         "literature": {profile.dataset},
+        "results": {profile.dataset},  # the test labels: the teacher's interval, a perfect model
+        "metrics": {profile.dataset},  # one run's test labels, for its confusion matrix
+        "hinton": {"mnist"},  # the test labels of the teacher's bias shift
         "fashion": {"fashion_mnist"},  # fashion.variant(profile, "fashion_mnist")
     }
 

@@ -228,7 +228,7 @@ def timing_summary(profile: Profile, directory: Path, pages: Path = PAGES) -> di
         "backend": recorded_value(envs, "backend"),
         "python": recorded_value(envs, "python"),
         "versions": recorded_versions(envs),
-        "teachers": f"{len(teachers)} of {len(profile.seeds)}",
+        "teachers": f"{len(teachers)} of {len(profile.teacher_seeds())}",
         "teacher_seconds": format_duration(
             _total([t.record["train_seconds"] for t in teachers.values()])
         ),

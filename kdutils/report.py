@@ -143,6 +143,14 @@ CLAIM_NAMES = {
 }
 
 
+OUTCOME_NAMES = {
+    "holds": "holds",
+    "does not hold": "does not hold",
+    "equivalent": f"equivalent within ±{100 * DELTA:g} points",
+    "inconclusive": "inconclusive",
+}
+
+
 def _comparisons(records: list[dict]) -> dict[str, tuple[str, np.ndarray, np.ndarray, str]]:
     """Per claim: (what is compared, a, b, predicted sign of a - b: "+", "-" or "<= 0"),
     a and b paired by seed at the longest budget (H4: per-seed spreads at two budgets)."""
@@ -220,7 +228,7 @@ def claims_table(claims: dict[str, dict]) -> pd.DataFrame:
             "detectable (80% power), points": [
                 f"{100 * c['detectable']:.2f}" for c in claims.values()
             ],
-            "outcome": [c["outcome"] for c in claims.values()],
+            "outcome": [OUTCOME_NAMES[c["outcome"]] for c in claims.values()],
         }
     ).set_index("claim")
 

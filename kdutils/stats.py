@@ -107,7 +107,10 @@ def detectable_difference(sd: float, n: int, level: float = 0.05, power: float =
 
     def shortfall(effect: float) -> float:
         nc = effect * math.sqrt(n) / sd
-        return st.nct.sf(critical, df, nc) + st.nct.cdf(-critical, df, nc) - power
+        # Deep in a tail scipy's noncentral t can return NaN: there the far side is 0 and
+        # the near side 1 (nc >= 0 throughout).
+        near, far = st.nct.sf(critical, df, nc), st.nct.cdf(-critical, df, nc)
+        return float(np.nan_to_num(near, nan=1.0) + np.nan_to_num(far, nan=0.0)) - power
 
     high = sd
     while shortfall(high) < 0:

@@ -129,7 +129,13 @@ def test_committed_results_need_no_data_but_the_chapters_do():
     assert preflight.needed_datasets(profile, "sweep") == {}
     needed = preflight.needed_datasets(profile, "book")
     assert needed == {
-        "mnist": {"chapter experiments", "chapter literature"},
+        "mnist": {
+            "chapter experiments",
+            "chapter literature",
+            "chapter results",
+            "chapter metrics",
+            "chapter hinton",
+        },
         "fashion_mnist": {"chapter fashion"},
     }
 

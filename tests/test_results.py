@@ -196,6 +196,8 @@ def test_statistics_of_the_verdicts_match_independent_formulas():
     draws = rng.normal(effect, 1.0, (20_000, n))
     t = draws.mean(1) / (draws.std(1, ddof=1) / np.sqrt(n))
     assert np.mean(np.abs(t) > st.t.ppf(0.975, n - 1)) == pytest.approx(0.8, abs=0.01)
+    for pairs in (2, 100, 1000):  # scipy's noncentral t returns NaN deep in its tails
+        assert 0 < stats.detectable_difference(1.0, pairs) < 20
     low, high = stats.wilson(0, 10)
     assert low == 0.0 and 0.25 < high < 0.31
     assert -1 < stats.fisher_ci(0.999, 5)[0] < stats.fisher_ci(0.999, 5)[1] < 1
