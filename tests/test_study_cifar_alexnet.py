@@ -93,8 +93,9 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch):
 
     # The stored teacher reproduces its cached logits.
     data = ca.load_data(tiny, 0)
-    _, teacher, cached = ca.get_teacher(tiny, 0, tmp_path / "teacher", data)
-    np.testing.assert_allclose(teacher.predict(data.x_val, verbose=0), cached["val"], atol=1e-5)
+    teacher = ca.get_teacher(tiny, 0, tmp_path / "teacher", data)
+    predicted = teacher.model.predict(data.x_val, verbose=0)
+    np.testing.assert_allclose(predicted, teacher.logits["val"], atol=1e-5)
 
     # Resume: nothing is trained again, and the same records come back.
     def refuse(*args, **kwargs):

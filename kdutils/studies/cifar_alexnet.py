@@ -38,8 +38,14 @@ from kdutils.profiles import (
     same_config,
 )
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
-from kdutils.teacher import fit_supervised, load_weights
+from kdutils.results import epoch_records, read_json, write_json
+from kdutils.teacher import (
+    Teacher,
+    TeacherSpec,
+    cached_teacher,
+    fit_supervised,
+    study_teacher_paths,
+)
 
 TITLE = "AlexNet to a small CNN on CIFAR-10"
 
@@ -251,12 +257,11 @@ def _sizes(data: Dataset) -> dict[str, int]:
 # --- the teacher -----------------------------------------------------------------------------
 
 
-def teacher_weights_path(directory: Path, seed: int) -> Path:
-    return Path(directory) / "weights" / f"seed{seed}.weights.h5"
-
-
-def teacher_logits_path(directory: Path, seed: int) -> Path:
-    return Path(directory) / "logits" / f"seed{seed}.npz"
+def teacher_spec(profile: Profile, seed: int, directory: Path) -> TeacherSpec:
+    """The cache of the teacher of `seed` in the teacher folder `directory`: its record,
+    weights and validation and test logits (the students see augmented training images)."""
+    paths = study_teacher_paths(directory, seed)
+    return TeacherSpec(teacher_config(profile, seed), *paths, splits=("val", "test"))
 
 
 def build_teacher(profile: Profile, data: Dataset) -> keras.Model:
@@ -265,8 +270,9 @@ def build_teacher(profile: Profile, data: Dataset) -> keras.Model:
     )
 
 
-def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset) -> dict:
-    """Train the AlexNet-style teacher on augmented images; store record, weights and logits."""
+def train_teacher(profile: Profile, seed: int, data: Dataset) -> tuple[dict, dict, keras.Model]:
+    """Train the AlexNet-style teacher on augmented images; return its (record, logits,
+    model) for the cache (`get_teacher`)."""
     p, config = settings(profile), teacher_config(profile, seed)
     set_seed(seed)
     teacher = build_teacher(profile, data)
@@ -284,26 +290,15 @@ def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset) -
         "train_seconds": seconds,
         "environment": environment(),
     }
-    teacher_weights_path(directory, seed).parent.mkdir(parents=True, exist_ok=True)
-    teacher.save_weights(teacher_weights_path(directory, seed))
-    write_npz(teacher_logits_path(directory, seed), val=logits["val"], test=logits["test"])
-    write_json(record_path(directory, seed), record)  # last: a record means the rest is there
-    return record
+    return record, logits, teacher
 
 
-def get_teacher(
-    profile: Profile, seed: int, directory: Path, data: Dataset
-) -> tuple[dict, keras.Model, dict]:
-    """(record, frozen model, cached val/test logits) of teacher `seed`, trained if missing."""
-    record = load_record(profile, "teacher", seed, directory)
-    weights, logits = teacher_weights_path(directory, seed), teacher_logits_path(directory, seed)
-    teacher = build_teacher(profile, data)
-    cached = read_npz(logits, ("val", "test")) if record else None
-    if cached is None or not load_weights(teacher, weights):
-        record = train_teacher(profile, seed, directory, data)
-        teacher.load_weights(weights)
-        cached = read_npz(logits, ("val", "test"))
-    return record, teacher, cached
+def get_teacher(profile: Profile, seed: int, directory: Path, data: Dataset) -> Teacher:
+    """The teacher of `seed` with its frozen model and cached val/test logits, trained if
+    missing."""
+    spec = teacher_spec(profile, seed, directory)
+    train = lambda: train_teacher(profile, seed, data)  # noqa: E731
+    return cached_teacher(spec, train, lambda: build_teacher(profile, data))
 
 
 # --- the students ----------------------------------------------------------------------------
@@ -314,9 +309,8 @@ def train_student(
 ) -> dict:
     """Distil a new small CNN at the condition's alpha, the teacher on every augmented batch."""
     p, config = settings(profile), run_config(profile, condition, seed)
-    teacher_record, teacher, cached = get_teacher(
-        profile, seed, Path(directory).parent / "teacher", data
-    )
+    found = get_teacher(profile, seed, Path(directory).parent / "teacher", data)
+    teacher_record, teacher, cached = found.record, found.model, found.logits
     set_seed(seed)
     student = build_model(p.student, data.x_train.shape[1:], data.num_classes)
     model = Distiller(
@@ -366,7 +360,7 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
         if record is None:
             data = load_data(profile, seed)
             if condition == "teacher":
-                record = train_teacher(profile, seed, directory, data)
+                record = get_teacher(profile, seed, directory, data).record
             else:
                 record = train_student(profile, condition, seed, directory, data)
         records.append(record)

@@ -40,9 +40,15 @@ from kdutils.losses import check_temperature, combine, cross_entropy, distillati
 from kdutils.models import build_model, resnet_cifar
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
+from kdutils.results import epoch_records, read_json, write_json
 from kdutils.stats import paired_difference
-from kdutils.teacher import fit_supervised
+from kdutils.teacher import (
+    Teacher,
+    TeacherSpec,
+    cached_teacher,
+    fit_supervised,
+    study_teacher_paths,
+)
 
 TITLE = "Learning dark knowledge on CIFAR-10"
 
@@ -403,17 +409,9 @@ def _check_finite(history: list[dict], what: str) -> None:
 # --- the teacher -----------------------------------------------------------------------------
 
 
-def teacher_logits_path(directory: Path, seed: int) -> Path:
-    return Path(directory) / "logits" / f"seed{seed}.npz"
-
-
-def load_teacher(s: Settings, seed: int, directory: Path) -> tuple[dict, dict] | None:
-    """(record, logits per split) of the cached teacher of `seed`, if its config matches."""
-    record = load_record(s, "teacher", seed, directory)
-    if record is None:
-        return None
-    logits = read_npz(teacher_logits_path(directory, seed), ("train", "val", "test"))
-    return None if logits is None else (record, logits)
+def teacher_spec(s: Settings, seed: int, directory: Path) -> TeacherSpec:
+    """The cache of the teacher of `seed` in the teacher folder `directory`."""
+    return TeacherSpec(teacher_config(s, seed), *study_teacher_paths(directory, seed))
 
 
 def logit_scores(logits: np.ndarray, batch_size: int) -> dict:
@@ -433,8 +431,9 @@ def logit_scores(logits: np.ndarray, batch_size: int) -> dict:
     }
 
 
-def train_teacher(s: Settings, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
-    """Train the ResNet teacher of `seed` on the labels, then cache its logits."""
+def train_teacher(s: Settings, seed: int, data: Dataset) -> tuple[dict, dict, keras.Model]:
+    """Train the ResNet teacher of `seed` on the labels; return its (record, logits, model)
+    for the cache (`get_teacher`)."""
     config = teacher_config(s, seed)
     set_seed(seed)
     model = resnet_cifar(s.teacher_widths, s.teacher_blocks, data.x_train.shape[1:], name="teacher")
@@ -457,14 +456,14 @@ def train_teacher(s: Settings, seed: int, directory: Path, data: Dataset) -> tup
         "train_seconds": seconds,
         "environment": environment(),
     }
-    write_npz(teacher_logits_path(directory, seed), **logits)
-    write_json(record_path(directory, seed), record)  # last: a record means logits are complete
-    return record, logits
+    return record, logits, model
 
 
-def get_teacher(s: Settings, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
-    """The cached teacher of `seed`, trained first if there is none for this config."""
-    return load_teacher(s, seed, directory) or train_teacher(s, seed, directory, data)
+def get_teacher(s: Settings, seed: int, directory: Path, data: Dataset | None = None) -> Teacher:
+    """The cached teacher of `seed`, trained first if there is none for this config (on
+    `data`, else on `load_data(s, seed)`)."""
+    train = lambda: train_teacher(s, seed, data or load_data(s, seed))  # noqa: E731
+    return cached_teacher(teacher_spec(s, seed, directory), train)
 
 
 def teacher_dir(s: Settings, directory: Path) -> Path:
@@ -491,17 +490,15 @@ def check_borrowable(s: Settings) -> Settings:
     return t
 
 
-def teacher_for(s: Settings, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
-    """(record, logits on `data`'s splits) of the teacher that seed `seed` of `s` distils from.
+def teacher_for(s: Settings, seed: int, directory: Path, data: Dataset) -> Teacher:
+    """The teacher that seed `seed` of `s` distils from, with its logits on `data`'s splits.
     A borrowed teacher is trained in its own profile's folder if missing (slow on a CPU)."""
     if not s.teacher_profile:
         return get_teacher(s, seed, teacher_dir(s, directory), data)
     t = check_borrowable(s)
-    tdir = teacher_dir(s, directory)
-    found = load_teacher(t, seed, tdir) or train_teacher(t, seed, tdir, load_data(t, seed))
-    record, logits = found
-    logits = dict(logits, train=logits["train"][: len(data.y_train)])
-    return record, logits
+    teacher = get_teacher(t, seed, teacher_dir(s, directory))
+    train = teacher.logits["train"][: len(data.y_train)]
+    return dataclasses.replace(teacher, logits=teacher.logits | {"train": train})
 
 
 # --- the students ----------------------------------------------------------------------------
@@ -516,7 +513,8 @@ def build_student(run: Run, seed: int, data: Dataset) -> keras.Model:
 def train_students(s: Settings, condition: str, seed: int, directory: Path, data: Dataset):
     """Train every run of `condition` for `seed` in one fused model; write one record each."""
     runs = RUNS[condition]
-    teacher_record, teacher = teacher_for(s, seed, directory, data)
+    cached = teacher_for(s, seed, directory, data)
+    teacher_record, teacher = cached.record, cached.logits
     students = [build_student(run, seed, data) for run in runs]
     model = MultiDistiller(
         students, [r.alpha for r in runs], [r.temperature for r in runs], name=condition
@@ -568,11 +566,11 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
         if any(r is None for r in found):
             data = load_data(s, seed)
             if condition == "teacher" and s.teacher_profile:
-                record = teacher_for(s, seed, directory, data)[0]
+                record = teacher_for(s, seed, directory, data).record
                 write_json(record_path(directory, seed), record)  # the lender's, as it is
                 found = [record]
             elif condition == "teacher":
-                found = [train_teacher(s, seed, directory, data)[0]]
+                found = [get_teacher(s, seed, directory, data).record]
             else:
                 found = train_students(s, condition, seed, directory, data)
         records += found

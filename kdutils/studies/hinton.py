@@ -32,7 +32,8 @@ from kdutils.profiles import (
     same_config,
 )
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
+from kdutils.results import epoch_records, read_json, write_json
+from kdutils.teacher import Teacher, TeacherSpec, cached_teacher, study_teacher_paths
 
 TITLE = "Hinton et al. (2015) on MNIST"
 
@@ -251,21 +252,14 @@ def adam(p: Profile, examples: int, epochs: int) -> keras.optimizers.Optimizer:
 # --- the teacher -----------------------------------------------------------------------------
 
 
-def teacher_logits_path(directory: Path, seed: int) -> Path:
-    return Path(directory) / "logits" / f"seed{seed}.npz"
+def teacher_spec(p: Profile, seed: int, directory: Path) -> TeacherSpec:
+    """The cache of the teacher of `seed` in the study's `teacher` folder."""
+    return TeacherSpec(teacher_config(p, seed), *study_teacher_paths(directory, seed))
 
 
-def load_teacher(p: Profile, seed: int, directory: Path) -> tuple[dict, dict] | None:
-    """(record, logits per split) of the cached teacher of `seed`, if its config matches."""
-    record = load_record(p, "teacher", seed, directory)
-    if record is None:
-        return None
-    logits = read_npz(teacher_logits_path(directory, seed), ("train", "val", "test"))
-    return None if logits is None else (record, logits)
-
-
-def train_teacher(p: Profile, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
-    """Train the dropout teacher on freshly jittered training images every epoch; cache it."""
+def train_teacher(p: Profile, seed: int, data: Dataset) -> tuple[dict, dict, keras.Model]:
+    """Train the dropout teacher on freshly jittered training images every epoch; return its
+    (record, logits, model) for the cache (`get_teacher`)."""
     config = teacher_config(p, seed)
     set_seed(seed)
     rng = np.random.default_rng([seed, 2])
@@ -302,14 +296,12 @@ def train_teacher(p: Profile, seed: int, directory: Path, data: Dataset) -> tupl
         "train_seconds": seconds,
         "environment": environment(),
     }
-    write_npz(teacher_logits_path(directory, seed), **logits)
-    write_json(record_path(directory, seed), record)  # last: a record means logits are complete
-    return record, logits
+    return record, logits, model
 
 
-def get_teacher(p: Profile, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
+def get_teacher(p: Profile, seed: int, directory: Path, data: Dataset) -> Teacher:
     """The cached teacher of `seed`, trained first if there is none for this config."""
-    return load_teacher(p, seed, directory) or train_teacher(p, seed, directory, data)
+    return cached_teacher(teacher_spec(p, seed, directory), lambda: train_teacher(p, seed, data))
 
 
 # --- the students ----------------------------------------------------------------------------
@@ -321,7 +313,8 @@ def train_student(p: Profile, condition: str, seed: int, directory: Path, data: 
     x, y, val = data.x_train, data.y_train, (data.x_val, data.y_val)
     teacher = None
     if condition != "scratch":
-        teacher_record, teacher = get_teacher(p, seed, Path(directory).parent / "teacher", data)
+        cached = get_teacher(p, seed, Path(directory).parent / "teacher", data)
+        teacher_record, teacher = cached.record, cached.logits
     set_seed(seed)
     student = build_model(p.student, x.shape[1:], data.num_classes)
     if condition == "scratch":
@@ -399,7 +392,7 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
         if record is None:
             data = load_dataset(**p.data_config(seed))
             if condition == "teacher":
-                record, _ = train_teacher(p, seed, directory, data)
+                record = get_teacher(p, seed, directory, data).record
             else:
                 record = train_student(p, condition, seed, directory, data)
         records.append(record)

@@ -13,13 +13,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from kdutils.profiles import Profile, config_key, same_config
+from kdutils.profiles import Profile, same_config
 from kdutils.report import best_alpha as _best_alpha
 from kdutils.report import diff_text
 from kdutils.results import budgets_table, read_json
 from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
 from kdutils.studies import sweeps
-from kdutils.teacher import teacher_paths
+from kdutils.teacher import matches, teacher_paths
 
 
 def current(study: dict[str, list[dict]], variants: dict[str, Profile]) -> dict[str, list[dict]]:
@@ -54,7 +54,7 @@ def teacher_records(variant: Profile) -> list[dict]:
     for seed in variant.teacher_seeds():
         path = teacher_paths(directory, seed)[0]
         record = read_json(path)
-        if record is None or record.get("key") != config_key(variant.teacher_config(seed)):
+        if not matches(record, variant.teacher_config(seed)):
             raise FileNotFoundError(f"no teacher record matching the config of seed {seed}: {path}")
         out.append(record)
     return out
