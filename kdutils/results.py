@@ -9,12 +9,14 @@ import tempfile
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from kdutils.profiles import same_config
 
 _REPO = Path(__file__).resolve().parent.parent
 # The repository when kdutils runs from a checkout; elsewhere (pip install, Colab) the cwd.
@@ -104,6 +106,12 @@ def read_json(path: str | os.PathLike) -> dict | None:
     return record
 
 
+def stored_record(path: str | os.PathLike, config: dict) -> dict | None:
+    """The JSON record at `path` if it was made with `config` (`same_config`), else None."""
+    record = read_json(path)
+    return record if record and same_config(record.get("config"), config) else None
+
+
 def _parse_json(path: str | os.PathLike) -> tuple[dict | None, str | None]:
     """(the JSON object at `path`, None), (None, None) if missing, or (None, what is wrong)."""
     try:
@@ -186,6 +194,23 @@ def load_runs(directory: str | os.PathLike) -> list[dict]:
     records = [read_json(p) for p in sorted(Path(directory).glob("runs/*.json"))]
     records = [r for r in records if r is not None and isinstance(r.get("config"), dict)]
     return sorted(records, key=lambda r: (r["config"]["alpha"], r["config"]["seed"]))
+
+
+def by_seed(records: list[dict], key: str) -> np.ndarray:
+    """`key` of every record, in seed order: the pairs that paired differences compare."""
+    return np.array([r[key] for r in sorted(records, key=lambda r: r["config"]["seed"])])
+
+
+def seed_table(records: list[dict], columns: Callable[[dict], dict]) -> pd.DataFrame:
+    """One row per record, indexed by seed: its epochs, `columns(record)`, its test fidelity
+    where it has one, and its training seconds (a study's run-page table)."""
+    rows = []
+    for r in records:
+        row = {"seed": r["config"]["seed"], "epochs": r["config"]["epochs"], **columns(r)}
+        if "test_fidelity" in r:
+            row["test fidelity"] = r["test_fidelity"]
+        rows.append(row | {"train seconds": round(r["train_seconds"], 1)})
+    return pd.DataFrame(rows).set_index("seed")
 
 
 def budgets_table(records: list[dict]) -> pd.DataFrame:

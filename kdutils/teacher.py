@@ -183,6 +183,17 @@ def load_weights(model: keras.Model, path: Path) -> bool:
     return True
 
 
+def compile_supervised(model: keras.Model, optimizer, **options) -> None:
+    """Compile `model` (logits) for cross-entropy on sparse labels, tracking accuracy;
+    `options` (how to execute) default to `steps_per_execution=STEPS_PER_EXECUTION`."""
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        **(options or {"steps_per_execution": STEPS_PER_EXECUTION}),
+    )
+
+
 def fit_supervised(
     model: keras.Model, optimizer, data: Dataset, batch_size: int, epochs: int
 ) -> tuple[dict, float]:
@@ -193,12 +204,7 @@ def fit_supervised(
     training with `NonFiniteError` (`kdutils.finite`)."""
     for split in ("train", "val"):
         check_finite(getattr(data, f"x_{split}"), f"{data.name} x_{split}")
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        steps_per_execution=STEPS_PER_EXECUTION,
-    )
+    compile_supervised(model, optimizer)
     start = time.perf_counter()
     history = model.fit(
         data.x_train,

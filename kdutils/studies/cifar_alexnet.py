@@ -35,10 +35,9 @@ from kdutils.profiles import (
     Profile,
     alpha_slug,
     config_key,
-    same_config,
 )
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, write_json
+from kdutils.results import epoch_records, seed_table, stored_record, write_json
 from kdutils.teacher import (
     Teacher,
     TeacherSpec,
@@ -204,10 +203,7 @@ def record_path(directory: Path, seed: int) -> Path:
 
 def load_record(profile: Profile, condition: str, seed: int, directory: Path) -> dict | None:
     """The stored record of this run if its config matches, else None."""
-    record = read_json(record_path(directory, seed))
-    if record and same_config(record.get("config"), run_config(profile, condition, seed)):
-        return record
-    return None
+    return stored_record(record_path(directory, seed), run_config(profile, condition, seed))
 
 
 def is_done(profile: Profile, condition: str, directory: Path) -> bool:
@@ -354,17 +350,15 @@ def train_student(
 def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
     """Every seed of `condition`; stored records whose config matches are reused."""
     directory = Path(directory)
-    records = []
-    for seed in settings(profile).seeds:
-        record = load_record(profile, condition, seed, directory)
-        if record is None:
-            data = load_data(profile, seed)
-            if condition == "teacher":
-                record = get_teacher(profile, seed, directory, data).record
-            else:
-                record = train_student(profile, condition, seed, directory, data)
-        records.append(record)
-    return records
+
+    def train(seed: int) -> dict:
+        data = load_data(profile, seed)
+        if condition == "teacher":
+            return get_teacher(profile, seed, directory, data).record
+        return train_student(profile, condition, seed, directory, data)
+
+    seeds = settings(profile).seeds
+    return [load_record(profile, condition, seed, directory) or train(seed) for seed in seeds]
 
 
 # --- reading the records: the run pages and the chapter -----------------------------------
@@ -372,22 +366,11 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
 
 def summary(records: list[dict]) -> pd.DataFrame:
     """One row per seed: final accuracies (clean training images, validation, test)."""
-    rows = []
-    for r in records:
-        row = {
-            "seed": r["config"]["seed"],
-            "epochs": r["config"]["epochs"],
+    return seed_table(
+        records,
+        lambda r: {
             "train accuracy": r["final_train_accuracy"],
             "validation accuracy": r["final_val_accuracy"],
             "test accuracy": r["final_test_accuracy"],
-        }
-        if "test_fidelity" in r:
-            row["test fidelity"] = r["test_fidelity"]
-        row["train seconds"] = round(r["train_seconds"], 1)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("seed")
-
-
-def by_seed(records: list[dict], key: str) -> np.ndarray:
-    """The values of `key` in `records`, ordered by seed (for comparisons paired by seed)."""
-    return np.array([r[key] for r in sorted(records, key=lambda r: r["config"]["seed"])])
+        },
+    )

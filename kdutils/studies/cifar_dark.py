@@ -36,11 +36,11 @@ from kdutils import metrics
 from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import with_teacher_logits
 from kdutils.fused import FusedDistiller, split_history
-from kdutils.losses import check_temperature, combine, cross_entropy, distillation_loss
+from kdutils.losses import check_temperature, distillation_loss
 from kdutils.models import build_model, resnet_cifar
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, write_json
+from kdutils.results import epoch_records, stored_record, write_json
 from kdutils.stats import paired_difference
 from kdutils.teacher import (
     Teacher,
@@ -257,11 +257,8 @@ def record_path(directory: Path, seed: int, run: Run | None = None) -> Path:
 
 def load_record(s: Settings, condition: str, seed: int, directory: Path, run: Run | None = None):
     """The stored record of this run if its config matches, else None."""
-    record = read_json(record_path(directory, seed, run))
     expected = teacher_config(s, seed) if run is None else run_config(s, condition, run, seed)
-    if record and same_config(record.get("config"), expected):
-        return record
-    return None
+    return stored_record(record_path(directory, seed, run), expected)
 
 
 def _runs(condition: str) -> tuple[Run | None, ...]:
@@ -353,33 +350,11 @@ class MultiDistiller(FusedDistiller):
         super().__init__(students, alphas, temperature=temperatures[0], **kwargs)
         self.temperatures = [check_temperature(t) for t in temperatures]
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if sample_weight is not None:
-            raise ValueError("MultiDistiller does not support sample_weight")
-        if y_pred is None:
-            y_pred = self(x, training=training)
-        teacher = self.teacher_logits(x)
-        teacher_class = ops.argmax(teacher, axis=-1)
-        labels = ops.reshape(y, (-1,))
-        batch = ops.cast(ops.shape(teacher)[0], "float32")
-        total = 0.0
-        for i, student in enumerate(self.students):
-            logits = y_pred[:, i, :]
-            hard = cross_entropy(labels, logits)
-            soft = distillation_loss(teacher, logits, self.temperatures[i])
-            loss = combine(hard, soft, self.alphas[i])
-            if student.losses:
-                loss = loss + ops.sum(ops.stack(student.losses))
-            total = total + loss
-            predicted = ops.argmax(logits, axis=-1)
-            row = self.trackers[i]
-            row["loss"].update_state(loss, sample_weight=batch)
-            right = ops.equal(predicted, ops.cast(labels, predicted.dtype))
-            row["accuracy"].update_state(ops.cast(right, "float32"))
-            row["hard_loss"].update_state(hard)
-            row["soft_loss"].update_state(soft)
-            row["fidelity"].update_state(ops.cast(ops.equal(predicted, teacher_class), "float32"))
-        return total
+    def soft_losses(self, teacher, y_pred):
+        """Student i's T_i^2 KL to the teacher at its own temperature T_i."""
+        return [
+            distillation_loss(teacher, y_pred[:, i, :], t) for i, t in enumerate(self.temperatures)
+        ]
 
     def get_config(self) -> dict:
         return super().get_config() | {"temperatures": self.temperatures}

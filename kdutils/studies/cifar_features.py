@@ -32,11 +32,17 @@ from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.features import FeatureDistiller
 from kdutils.losses import MMD_BANDWIDTHS
 from kdutils.models import resnet_cifar
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key, same_config
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key
 from kdutils.repro import environment, set_seed
-from kdutils.results import ROOT, epoch_records, read_json, write_json
+from kdutils.results import ROOT, epoch_records, read_json, stored_record, write_json
 from kdutils.stats import paired_difference
-from kdutils.teacher import Teacher, TeacherSpec, cached_teacher, study_teacher_paths
+from kdutils.teacher import (
+    Teacher,
+    TeacherSpec,
+    cached_teacher,
+    compile_supervised,
+    study_teacher_paths,
+)
 
 TITLE = "Response- vs feature-based distillation on CIFAR-10"
 
@@ -253,10 +259,7 @@ def record_path(directory: Path, run: str, seed: int) -> Path:
 
 def load_record(config: dict, directory: Path) -> dict | None:
     """The stored record of this run if its config matches, else None."""
-    record = read_json(record_path(directory, config["run"], config["seed"]))
-    if record and same_config(record.get("config"), config):
-        return record
-    return None
+    return stored_record(record_path(directory, config["run"], config["seed"]), config)
 
 
 def _configs(s: dict, condition: str, seed: int) -> list[dict]:
@@ -389,6 +392,21 @@ def build_teacher(s: dict, data: Dataset) -> keras.Model:
     return resnet_cifar(widths, blocks, data.x_train.shape[1:], data.num_classes, name="teacher")
 
 
+def _record(config: dict, model, data: Dataset, history, logits: dict, seconds: float) -> dict:
+    """What every run's record holds: its config, size, curves, accuracies and time."""
+    return {
+        "config": config,
+        "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "train_examples": len(data.y_train),
+        "test_examples": len(data.y_test),
+        "history": history,
+        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
+        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
+        "train_seconds": seconds,
+        "environment": environment(),
+    }
+
+
 # --- the teacher -----------------------------------------------------------------------------
 
 
@@ -403,29 +421,15 @@ def train_teacher(s: dict, seed: int, data: Dataset) -> tuple[dict, dict, keras.
     config = teacher_record_config(s, seed)
     set_seed(seed)
     model = build_teacher(s, data)
-    model.compile(
-        optimizer=adam(s, len(data.y_train), s["teacher_epochs"]),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        **_compile_options(s),
+    compile_supervised(
+        model, adam(s, len(data.y_train), s["teacher_epochs"]), **_compile_options(s)
     )
     start = time.perf_counter()
     history = _fit(model, data.x_train, data.y_train, s, s["teacher_epochs"], seed)
     seconds = time.perf_counter() - start
     _check_finite(history, "teacher")
     logits = _predict(model, data, s, ("train", "val", "test"))
-    record = {
-        "config": config,
-        "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-        "train_examples": len(data.y_train),
-        "test_examples": len(data.y_test),
-        "history": history,
-        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
-        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
-        "train_seconds": seconds,
-        "environment": environment(),
-    }
-    return record, logits, model
+    return _record(config, model, data, history, logits, seconds), logits, model
 
 
 def get_teacher(s: dict, seed: int, directory: Path, data: Dataset, need_model: bool) -> Teacher:
@@ -453,12 +457,7 @@ def train_student(s: dict, spec: dict, seed: int, directory: Path, data: Dataset
     cached = None
     if method == "scratch":
         model = student
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            **_compile_options(s),
-        )
+        compile_supervised(model, optimizer, **_compile_options(s))
     elif method == "response":
         model = Distiller(student, teacher_model, spec["alpha"], spec["temperature"])
         model.compile(optimizer=optimizer, **_compile_options(s))
@@ -475,17 +474,7 @@ def train_student(s: dict, spec: dict, seed: int, directory: Path, data: Dataset
     seconds = time.perf_counter() - start
     _check_finite(history, spec["run"])
     logits = _predict(student, data, s)
-    record = {
-        "config": config,
-        "parameters": int(sum(np.prod(w.shape) for w in student.trainable_weights)),
-        "train_examples": len(data.y_train),
-        "test_examples": len(data.y_test),
-        "history": history,
-        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
-        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
-        "train_seconds": seconds,
-        "environment": environment(),
-    }
+    record = _record(config, student, data, history, logits, seconds)
     if teacher_logits is not None:
         record["test_fidelity"] = metrics.agreement(logits["test"], teacher_logits["test"])
     if isinstance(model, FeatureDistiller):

@@ -29,11 +29,16 @@ from kdutils.profiles import (
     STEPS_PER_EXECUTION,
     Profile,
     config_key,
-    same_config,
 )
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, write_json
-from kdutils.teacher import Teacher, TeacherSpec, cached_teacher, study_teacher_paths
+from kdutils.results import by_seed, epoch_records, seed_table, stored_record, write_json
+from kdutils.teacher import (
+    Teacher,
+    TeacherSpec,
+    cached_teacher,
+    compile_supervised,
+    study_teacher_paths,
+)
 
 TITLE = "Hinton et al. (2015) on MNIST"
 
@@ -165,10 +170,7 @@ def record_path(directory: Path, seed: int) -> Path:
 
 def load_record(p: Profile, condition: str, seed: int, directory: Path) -> dict | None:
     """The stored record of this run if its config matches, else None."""
-    record = read_json(record_path(directory, seed))
-    if record and same_config(record.get("config"), run_config(p, condition, seed)):
-        return record
-    return None
+    return stored_record(record_path(directory, seed), run_config(p, condition, seed))
 
 
 def is_done(profile: Profile, condition: str, directory: Path) -> bool:
@@ -264,12 +266,7 @@ def train_teacher(p: Profile, seed: int, data: Dataset) -> tuple[dict, dict, ker
     set_seed(seed)
     rng = np.random.default_rng([seed, 2])
     model = build_model(p.teacher, data.x_train.shape[1:], data.num_classes)
-    model.compile(
-        optimizer=adam(p, len(data.y_train), p.teacher_epochs),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        steps_per_execution=STEPS_PER_EXECUTION,
-    )
+    compile_supervised(model, adam(p, len(data.y_train), p.teacher_epochs))
     history: list[dict] = []
     start = time.perf_counter()
     for epoch in range(p.teacher_epochs):
@@ -319,12 +316,7 @@ def train_student(p: Profile, condition: str, seed: int, directory: Path, data: 
     student = build_model(p.student, x.shape[1:], data.num_classes)
     if condition == "scratch":
         model = student
-        model.compile(
-            optimizer=adam(p, len(y), p.epochs),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            steps_per_execution=STEPS_PER_EXECUTION,
-        )
+        compile_supervised(model, adam(p, len(y), p.epochs))
     else:
         keep = y != OMITTED if condition == "omit3" else np.ones(len(y), dtype=bool)
         x, y = with_teacher_logits(x[keep], teacher["train"][keep]), y[keep]
@@ -384,54 +376,41 @@ def bias_shift_scores(logits: dict[str, np.ndarray], data: Dataset) -> dict:
 
 def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
     """Every seed of `condition`; stored records whose config matches are reused."""
-    p = settings(profile)
-    directory = Path(directory)
-    records = []
-    for seed in p.seeds:
-        record = load_record(p, condition, seed, directory)
-        if record is None:
-            data = load_dataset(**p.data_config(seed))
-            if condition == "teacher":
-                record = get_teacher(p, seed, directory, data).record
-            else:
-                record = train_student(p, condition, seed, directory, data)
-        records.append(record)
-    return records
+    p, directory = settings(profile), Path(directory)
+
+    def train(seed: int) -> dict:
+        data = load_dataset(**p.data_config(seed))
+        if condition == "teacher":
+            return get_teacher(p, seed, directory, data).record
+        return train_student(p, condition, seed, directory, data)
+
+    return [load_record(p, condition, seed, directory) or train(seed) for seed in p.seeds]
 
 
 # --- what the chapter and the run pages read ---------------------------------------------
 
 
-def by_seed(records: list[dict], key: str) -> np.ndarray:
-    """`key` of every record, in seed order: the pairs that paired differences compare."""
-    return np.array([r[key] for r in sorted(records, key=lambda r: r["config"]["seed"])])
-
-
 def summary(records: list[dict]) -> pd.DataFrame:
     """One row per seed: errors on the 10,000 test images, on its 3s, and on validation."""
-    rows = []
-    for r in records:
-        row = {
-            "seed": r["config"]["seed"],
-            "epochs": r["config"]["epochs"],
-            "train examples": r["train_examples"],
-            "validation errors": r["val_errors"],
-            "test errors": r["test_errors"],
-            f"test errors on {OMITTED}s": r["test_errors_on_omitted"],
-        }
-        if "test_fidelity" in r:
-            row["test fidelity"] = r["test_fidelity"]
-        if "chosen_shift" in r:
-            row[f"errors, shift {r['paper_shift']:g}"] = r["paper_shift_test_errors"]
-            row[f"on {OMITTED}s, shift {r['paper_shift']:g}"] = r[
-                "paper_shift_test_errors_on_omitted"
-            ]
-            row["shift chosen on validation"] = r["chosen_shift"]
-            row["errors, chosen shift"] = r["chosen_shift_test_errors"]
-            row[f"on {OMITTED}s, chosen shift"] = r["chosen_shift_test_errors_on_omitted"]
-        row["train seconds"] = round(r["train_seconds"], 1)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("seed")
+    return seed_table(records, _columns)
+
+
+def _columns(r: dict) -> dict:
+    """A record's errors for `summary`, and with a bias shift, those after it."""
+    row = {
+        "train examples": r["train_examples"],
+        "validation errors": r["val_errors"],
+        "test errors": r["test_errors"],
+        f"test errors on {OMITTED}s": r["test_errors_on_omitted"],
+    }
+    if "chosen_shift" in r:
+        paper = f"{r['paper_shift']:g}"
+        row[f"errors, shift {paper}"] = r["paper_shift_test_errors"]
+        row[f"on {OMITTED}s, shift {paper}"] = r["paper_shift_test_errors_on_omitted"]
+        row["shift chosen on validation"] = r["chosen_shift"]
+        row["errors, chosen shift"] = r["chosen_shift_test_errors"]
+        row[f"on {OMITTED}s, chosen shift"] = r["chosen_shift_test_errors_on_omitted"]
+    return row
 
 
 def gap_closed(study: dict[str, list[dict]]) -> np.ndarray:

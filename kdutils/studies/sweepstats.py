@@ -18,7 +18,7 @@ from kdutils.report import best_alpha as _best_alpha
 from kdutils.report import diff_text
 from kdutils.results import budgets_table, read_json
 from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
-from kdutils.studies import sweeps
+from kdutils.studies import load_study, sweeps
 from kdutils.teacher import matches, teacher_paths
 
 
@@ -45,6 +45,22 @@ def current(study: dict[str, list[dict]], variants: dict[str, Profile]) -> dict[
 def missing(study: dict[str, list[dict]], variants: dict[str, Profile]) -> list[str]:
     """The conditions of `variants` without a record for every (alpha, seed)."""
     return [c for c, v in variants.items() if len(study.get(c, [])) != len(v.alphas) * len(v.seeds)]
+
+
+def load_sweep_study(profile: Profile, study: str, variants: dict[str, Profile]) -> dict:
+    """{condition: {"records", "teachers", "table"}} for every condition of `variants`, a
+    sweep study's; raises, naming the command that runs them, if one has no records."""
+    found = load_study(profile, study)
+    missing = [c for c in variants if c not in found]
+    if missing:
+        raise RuntimeError(
+            f"No results for {missing} in profile {profile.name!r}: run "
+            f"`python -m kdutils.sweep --profile {profile.name} --study {study}` first."
+        )
+    return {
+        c: {"records": found[c], "teachers": teacher_records(v), "table": final_table(found[c])}
+        for c, v in variants.items()
+    }
 
 
 def teacher_records(variant: Profile) -> list[dict]:
