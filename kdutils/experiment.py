@@ -345,9 +345,3 @@ def run_profile(
             save_logits=save_logits,
         )
     return records
-
-
-def final_scores(records: list[dict]) -> dict[str, np.ndarray]:
-    """Validation/test accuracy and fidelity across seeds, as arrays."""
-    keys = ("val_accuracy", "test_accuracy", "test_fidelity")
-    return {k: np.array([r[k] for r in records]) for k in keys}

@@ -229,15 +229,3 @@ def budgets_table(records: list[dict]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
-
-
-def history_table(records: list[dict]) -> pd.DataFrame:
-    """One row per (alpha, seed, epoch) with every metric Keras logged."""
-    rows = []
-    for r in records:
-        for epoch, metrics in enumerate(r["history"], start=1):
-            rows.append(
-                {"alpha": r["config"]["alpha"], "seed": r["config"]["seed"], "epoch": epoch}
-                | metrics
-            )
-    return pd.DataFrame(rows)

@@ -17,7 +17,7 @@ from kdutils.profiles import Profile, same_config
 from kdutils.report import best_alpha as _best_alpha
 from kdutils.report import diff_text
 from kdutils.results import budgets_table, read_json
-from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
+from kdutils.stats import mean_ci, paired_difference, summarize
 from kdutils.studies import load_study, sweeps
 from kdutils.teacher import matches, teacher_paths
 
@@ -123,13 +123,6 @@ def gain_text(summary: dict, best: float) -> str:
     return "none: the best α is 1 itself" if best == 1.0 else diff_text(summary)
 
 
-def direction(summary: dict, up: str = "higher", down: str = "lower") -> str:
-    """`up` or `down` when the interval excludes 0, else 'not distinguishable from 0'."""
-    if not significant(summary):
-        return "not distinguishable from 0"
-    return up if summary["mean"] > 0 else down
-
-
 def verdict(summary: dict) -> str:
     """'higher than', 'lower than' or 'not distinguishable from', for a paired difference."""
     if not significant(summary):
@@ -140,11 +133,6 @@ def verdict(summary: dict) -> str:
 def seconds(entries, key: str) -> str:
     """Total training seconds of the `key` records ("records" or "teachers") of `entries`."""
     return f"{sum(r['train_seconds'] for e in entries for r in e[key]):.0f}"
-
-
-def ci_text(values) -> str:
-    """'97.31% ± 0.12 (95% CI, n=3)' for rates over seeds."""
-    return format_ci(mean_ci(np.asarray(values, dtype=float)))
 
 
 def curves(
