@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kdutils import metrics
 from kdutils.profiles import same_config
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -194,6 +195,18 @@ def load_runs(directory: str | os.PathLike) -> list[dict]:
     records = [read_json(p) for p in sorted(Path(directory).glob("runs/*.json"))]
     records = [r for r in records if r is not None and isinstance(r.get("config"), dict)]
     return sorted(records, key=lambda r: (r["config"]["alpha"], r["config"]["seed"]))
+
+
+def scores(data, history: list[dict], logits: dict[str, np.ndarray]) -> dict:
+    """What a run's record says of its fit: the split sizes, the per-epoch curves and the
+    validation and test accuracy of `logits` on `data` (a `kdutils.data.Dataset`)."""
+    return {
+        "train_examples": len(data.y_train),
+        "test_examples": len(data.y_test),
+        "history": history,
+        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
+        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
+    }
 
 
 def by_seed(records: list[dict], key: str) -> np.ndarray:

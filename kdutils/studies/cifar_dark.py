@@ -40,7 +40,7 @@ from kdutils.losses import check_temperature, distillation_loss
 from kdutils.models import build_model, resnet_cifar
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, stored_record, write_json
+from kdutils.results import epoch_records, scores, stored_record, write_json
 from kdutils.stats import paired_difference
 from kdutils.teacher import (
     Teacher,
@@ -422,11 +422,7 @@ def train_teacher(s: Settings, seed: int, data: Dataset) -> tuple[dict, dict, ke
         "name": teacher_name(s),
         "parameters": model.count_params(),
         "trainable_parameters": sum(int(np.prod(w.shape)) for w in model.trainable_weights),
-        "train_examples": len(data.y_train),
-        "test_examples": len(data.y_test),
-        "history": history,
-        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
-        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
+        **scores(data, history, logits),
         **logit_scores(logits["train"], s.batch_size),
         "train_seconds": seconds,
         "environment": environment(),
@@ -516,12 +512,8 @@ def train_students(s: Settings, condition: str, seed: int, directory: Path, data
         record = {
             "config": run_config(s, condition, run, seed),
             "parameters": student.count_params(),
-            "train_examples": len(data.y_train),
-            "test_examples": len(data.y_test),
-            "history": history,
+            **scores(data, history, logits),
             "all_losses_finite": True,
-            "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
-            "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
             "test_fidelity": metrics.agreement(logits["test"], teacher["test"]),
             "teacher_test_accuracy": teacher_record["test_accuracy"],
             "fused_seconds": seconds,

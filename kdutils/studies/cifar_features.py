@@ -34,7 +34,7 @@ from kdutils.losses import MMD_BANDWIDTHS
 from kdutils.models import resnet_cifar
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key
 from kdutils.repro import environment, set_seed
-from kdutils.results import ROOT, epoch_records, read_json, stored_record, write_json
+from kdutils.results import ROOT, epoch_records, read_json, scores, stored_record, write_json
 from kdutils.stats import paired_difference
 from kdutils.teacher import (
     Teacher,
@@ -397,11 +397,7 @@ def _record(config: dict, model, data: Dataset, history, logits: dict, seconds: 
     return {
         "config": config,
         "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-        "train_examples": len(data.y_train),
-        "test_examples": len(data.y_test),
-        "history": history,
-        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
-        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
+        **scores(data, history, logits),
         "train_seconds": seconds,
         "environment": environment(),
     }
