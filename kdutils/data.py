@@ -184,32 +184,11 @@ def load_dataset(
     returned whole or, with `test_size`, as its first `test_size` images in a fixed shuffled
     order, the same for every seed (for quick runs such as CI's).
     """
-    _check_name(name)
-    _check_count("validation_size", validation_size, 1)
-    _check_count("train_size", train_size, 1, "None for all the rest")
-    _check_count("test_size", test_size, 1, "None for the whole test set")
-    _check_count("seed", seed, 0)
-    if not _is_real(noise_rate) or not 0.0 <= noise_rate < 1.0:
-        raise ValueError(f"noise_rate must be in [0, 1), got noise_rate={noise_rate}")
-
+    _check_split_arguments(name, train_size, validation_size, noise_rate, seed, test_size)
     x_all, y_all, x_test, y_test, source = load_raw(name, data_dir)
-    if test_size is not None:
-        if test_size > len(y_test):
-            raise ValueError(f"test_size={test_size} exceeds the {len(y_test)} test images")
-        keep = np.sort(np.random.default_rng(TEST_SUBSET_SEED).permutation(len(y_test))[:test_size])
-        x_test, y_test = x_test[keep], y_test[keep]
+    x_test, y_test = _test_subset(x_test, y_test, test_size)
     n = len(y_all)
-    if validation_size > n:
-        raise ValueError(
-            f"validation_size={validation_size} exceeds the {n} training examples of {name}"
-        )
-    if train_size is None:
-        train_size = n - validation_size
-    if train_size + validation_size > n:
-        raise ValueError(
-            f"train_size={train_size} plus validation_size={validation_size} exceeds "
-            f"the {n} training examples of {name}"
-        )
+    train_size = _train_size(name, n, train_size, validation_size)
 
     order = np.random.default_rng(seed).permutation(n)
     val_idx = order[:validation_size]
@@ -235,6 +214,44 @@ def load_dataset(
         class_names=class_names,
         source=source,
     )
+
+
+def _check_split_arguments(name, train_size, validation_size, noise_rate, seed, test_size):
+    """Raise on a `load_dataset` argument out of its range."""
+    _check_name(name)
+    _check_count("validation_size", validation_size, 1)
+    _check_count("train_size", train_size, 1, "None for all the rest")
+    _check_count("test_size", test_size, 1, "None for the whole test set")
+    _check_count("seed", seed, 0)
+    if not _is_real(noise_rate) or not 0.0 <= noise_rate < 1.0:
+        raise ValueError(f"noise_rate must be in [0, 1), got noise_rate={noise_rate}")
+
+
+def _test_subset(x_test: np.ndarray, y_test: np.ndarray, test_size: int | None):
+    """The whole test set, or its first `test_size` images in a fixed shuffled order."""
+    if test_size is None:
+        return x_test, y_test
+    if test_size > len(y_test):
+        raise ValueError(f"test_size={test_size} exceeds the {len(y_test)} test images")
+    keep = np.sort(np.random.default_rng(TEST_SUBSET_SEED).permutation(len(y_test))[:test_size])
+    return x_test[keep], y_test[keep]
+
+
+def _train_size(name: str, n: int, train_size: int | None, validation_size: int) -> int:
+    """The number of training examples (default: all but validation's); raises if the split
+    does not fit in the `n` official training examples."""
+    if validation_size > n:
+        raise ValueError(
+            f"validation_size={validation_size} exceeds the {n} training examples of {name}"
+        )
+    if train_size is None:
+        return n - validation_size
+    if train_size + validation_size > n:
+        raise ValueError(
+            f"train_size={train_size} plus validation_size={validation_size} exceeds "
+            f"the {n} training examples of {name}"
+        )
+    return train_size
 
 
 def _is_real(value) -> bool:

@@ -15,14 +15,14 @@ from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.finite import StopOnNonFiniteLoss, check_finite
 from kdutils.fused import FusedDistiller, split_history
 from kdutils.models import build_model
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, same_config
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile
 from kdutils.repro import environment, set_seed
 from kdutils.results import (
     epoch_records,
     exclusive,
-    read_json,
     read_npz,
     run_path,
+    stored_record,
     write_json,
     write_npz,
 )
@@ -69,10 +69,7 @@ def budget_scores(epochs: int, val, test, data: Dataset, teacher: Teacher) -> di
 
 def load_run(profile: Profile, alpha: float, seed: int, directory: Path) -> dict | None:
     """The stored record of this run if it matches the current config, else None."""
-    record = read_json(run_path(directory, alpha, seed))
-    if record and same_config(record.get("config"), profile.run_config(alpha, seed)):
-        return record
-    return None
+    return stored_record(run_path(directory, alpha, seed), profile.run_config(alpha, seed))
 
 
 def run_student(
@@ -348,9 +345,3 @@ def run_profile(
             save_logits=save_logits,
         )
     return records
-
-
-def final_scores(records: list[dict]) -> dict[str, np.ndarray]:
-    """Validation/test accuracy and fidelity across seeds, as arrays."""
-    keys = ("val_accuracy", "test_accuracy", "test_fidelity")
-    return {k: np.array([r[k] for r in records]) for k in keys}

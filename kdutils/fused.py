@@ -86,20 +86,23 @@ class FusedDistiller(Distiller):
         inputs, _ = self._split(x)
         return ops.stack([s(inputs, training=training) for s in self.students], axis=1)
 
+    def soft_losses(self, teacher, y_pred):
+        """Every student's T^2 KL to the teacher, in one computation: (students,)."""
+        per_example = distillation_loss_per_example(
+            ops.expand_dims(teacher, 1), y_pred, self.temperature
+        )
+        return ops.mean(per_example, axis=0)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if sample_weight is not None:
-            raise ValueError("FusedDistiller does not support sample_weight")
+            raise ValueError(f"{type(self).__name__} does not support sample_weight")
         if y_pred is None:
             y_pred = self(x, training=training)
         teacher = self.teacher_logits(x)
         teacher_class = ops.argmax(teacher, axis=-1)
         labels = y if len(y.shape) == 2 else ops.reshape(y, (-1,))
         batch = ops.cast(ops.shape(teacher)[0], "float32")
-        # every student's T^2 KL in one computation: (batch, students) -> (students,)
-        softs = ops.mean(
-            distillation_loss_per_example(ops.expand_dims(teacher, 1), y_pred, self.temperature),
-            axis=0,
-        )
+        softs = self.soft_losses(teacher, y_pred)
         total = 0.0
         for i, (student, alpha) in enumerate(zip(self.students, self.alphas, strict=True)):
             logits = y_pred[:, i, :]

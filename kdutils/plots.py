@@ -203,15 +203,3 @@ def benchmark_costs(result: dict) -> plt.Figure:
     right.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.3))
     fig.tight_layout()
     return fig
-
-
-def time_breakdown(parts: dict[str, dict[str, float]]) -> plt.Figure:
-    """Stacked horizontal bars: one bar per setting, one segment per part of the epoch."""
-    frame = pd.DataFrame(parts).T
-    fig, ax = plt.subplots(figsize=(WIDTH, 1.8 + 0.55 * len(frame)))
-    frame.plot.barh(stacked=True, ax=ax, width=0.6)
-    ax.set(xlabel="seconds per epoch", ylabel="")
-    ax.invert_yaxis()
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.45), ncols=2, fontsize="small")
-    fig.tight_layout()
-    return fig

@@ -9,12 +9,15 @@ import tempfile
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from kdutils import metrics
+from kdutils.profiles import same_config
 
 _REPO = Path(__file__).resolve().parent.parent
 # The repository when kdutils runs from a checkout; elsewhere (pip install, Colab) the cwd.
@@ -104,6 +107,12 @@ def read_json(path: str | os.PathLike) -> dict | None:
     return record
 
 
+def stored_record(path: str | os.PathLike, config: dict) -> dict | None:
+    """The JSON record at `path` if it was made with `config` (`same_config`), else None."""
+    record = read_json(path)
+    return record if record and same_config(record.get("config"), config) else None
+
+
 def _parse_json(path: str | os.PathLike) -> tuple[dict | None, str | None]:
     """(the JSON object at `path`, None), (None, None) if missing, or (None, what is wrong)."""
     try:
@@ -188,6 +197,35 @@ def load_runs(directory: str | os.PathLike) -> list[dict]:
     return sorted(records, key=lambda r: (r["config"]["alpha"], r["config"]["seed"]))
 
 
+def scores(data, history: list[dict], logits: dict[str, np.ndarray]) -> dict:
+    """What a run's record says of its fit: the split sizes, the per-epoch curves and the
+    validation and test accuracy of `logits` on `data` (a `kdutils.data.Dataset`)."""
+    return {
+        "train_examples": len(data.y_train),
+        "test_examples": len(data.y_test),
+        "history": history,
+        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
+        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
+    }
+
+
+def by_seed(records: list[dict], key: str) -> np.ndarray:
+    """`key` of every record, in seed order: the pairs that paired differences compare."""
+    return np.array([r[key] for r in sorted(records, key=lambda r: r["config"]["seed"])])
+
+
+def seed_table(records: list[dict], columns: Callable[[dict], dict]) -> pd.DataFrame:
+    """One row per record, indexed by seed: its epochs, `columns(record)`, its test fidelity
+    where it has one, and its training seconds (a study's run-page table)."""
+    rows = []
+    for r in records:
+        row = {"seed": r["config"]["seed"], "epochs": r["config"]["epochs"], **columns(r)}
+        if "test_fidelity" in r:
+            row["test fidelity"] = r["test_fidelity"]
+        rows.append(row | {"train seconds": round(r["train_seconds"], 1)})
+    return pd.DataFrame(rows).set_index("seed")
+
+
 def budgets_table(records: list[dict]) -> pd.DataFrame:
     """One row per (alpha, seed, epoch budget): validation/test accuracy and fidelity."""
     rows = []
@@ -202,17 +240,5 @@ def budgets_table(records: list[dict]) -> pd.DataFrame:
                     "test_accuracy": b["test_accuracy"],
                     "test_fidelity": b["test_fidelity"],
                 }
-            )
-    return pd.DataFrame(rows)
-
-
-def history_table(records: list[dict]) -> pd.DataFrame:
-    """One row per (alpha, seed, epoch) with every metric Keras logged."""
-    rows = []
-    for r in records:
-        for epoch, metrics in enumerate(r["history"], start=1):
-            rows.append(
-                {"alpha": r["config"]["alpha"], "seed": r["config"]["seed"], "epoch": epoch}
-                | metrics
             )
     return pd.DataFrame(rows)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kdutils.profiles import config_key, get_profile
+from kdutils.results import by_seed
 from kdutils.studies import cifar_alexnet as ca
 from kdutils.studies import get_study
 
@@ -93,8 +94,9 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch):
 
     # The stored teacher reproduces its cached logits.
     data = ca.load_data(tiny, 0)
-    _, teacher, cached = ca.get_teacher(tiny, 0, tmp_path / "teacher", data)
-    np.testing.assert_allclose(teacher.predict(data.x_val, verbose=0), cached["val"], atol=1e-5)
+    teacher = ca.get_teacher(tiny, 0, tmp_path / "teacher", data)
+    predicted = teacher.model.predict(data.x_val, verbose=0)
+    np.testing.assert_allclose(predicted, teacher.logits["val"], atol=1e-5)
 
     # Resume: nothing is trained again, and the same records come back.
     def refuse(*args, **kwargs):
@@ -114,4 +116,4 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch):
 
 def test_by_seed_orders_values_by_seed():
     records = [{"config": {"seed": s}, "final_test_accuracy": a} for s, a in ((2, 0.3), (0, 0.1))]
-    assert ca.by_seed(records, "final_test_accuracy").tolist() == [0.1, 0.3]
+    assert by_seed(records, "final_test_accuracy").tolist() == [0.1, 0.3]

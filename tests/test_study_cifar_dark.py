@@ -15,6 +15,7 @@ from kdutils.models import build_model
 from kdutils.profiles import config_key, get_profile
 from kdutils.studies import cifar_dark as cd
 from kdutils.studies import get_study, load_study
+from kdutils.teacher import load_cached
 
 
 def log_softmax64(z):
@@ -211,14 +212,15 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch):
     # The students trained the teacher they needed, in the lending profile's folder.
     lender = tmp_path / "full" / "studies" / "cifar_dark" / "teacher"
     assert cd.is_done(get_profile("full"), "teacher", lender) is False  # seed 1 not trained
-    assert cd.load_teacher(cd.SETTINGS["full"], 0, lender) is not None
+    assert load_cached(cd.teacher_spec(cd.SETTINGS["full"], 0, lender)) is not None
     assert not (root / "teacher").exists()
     study["teacher"] = cd.run(tiny, "teacher", root / "teacher")
     assert cd.is_done(tiny, "teacher", root / "teacher")
     teacher = study["teacher"][0]
     assert teacher["train_examples"] == 192 and teacher["test_examples"] == 64
     s = cd.settings(tiny)
-    record, logits = cd.teacher_for(s, 0, root / "teacher", cd.load_data(s, 0))
+    borrowed = cd.teacher_for(s, 0, root / "teacher", cd.load_data(s, 0))
+    record, logits = borrowed.record, borrowed.logits
     assert record == teacher and len(logits["train"]) == 128 and len(logits["val"]) == 64
     assert set(teacher["tutorial_nan_batches"]) == {"1", "1.01", "1.5", "2"}
     for records in study.values():

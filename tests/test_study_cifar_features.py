@@ -121,8 +121,8 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch):
     # The feature runs come first: they train the teacher they need, in its own folder.
     study = {c: cf.run(tiny, c, tmp_path / c) for c in ("feature", "response")}
     assert cf.is_done(tiny, "teacher", tmp_path / "teacher")
-    weights, logits = cf.teacher_paths(tmp_path / "teacher", 0)
-    assert weights.exists() and logits.exists()
+    spec = cf.teacher_spec(cf.settings(tiny), 0, tmp_path / "teacher")
+    assert spec.weights_path.exists() and spec.logits_path.exists()
     study["teacher"] = cf.run(tiny, "teacher", tmp_path / "teacher")
     runs = cf.by_run(study)
     assert set(runs) == {

@@ -9,6 +9,7 @@ from kdutils import experiment
 from kdutils.data import CLASS_NAMES, DataNotFoundError, load_raw
 from kdutils.profiles import config_key, get_profile
 from kdutils.studies import fashion, get_study, study_dir, sweeps
+from kdutils.studies import sweepstats as ss
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch, fashio
         study[c] = fashion.run(tiny, c, directory)
         assert fashion.is_done(tiny, c, directory) and len(study[c]) == 2
         assert {r["config"]["data"]["name"] for r in study[c]} == {c}
-    assert fashion.missing(tiny, study) == []
+    assert ss.missing(study, fashion.variants(tiny)) == []
     sources = {
         c: fashion.stored_dataset(fashion.variant(tiny, c), study_dir(tiny, "fashion", c))
         for c in study
@@ -100,8 +101,8 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch, fashio
     monkeypatch.setattr(fashion, "load_dataset", refuse)
     for c, records in study.items():
         assert fashion.run(tiny, c, study_dir(tiny, "fashion", c)) == records
-    assert fashion.current(tiny, study) == study
-    assert fashion.current(tiny.replace(noise_rate=0.1), study) == {}
+    assert ss.current(study, fashion.variants(tiny)) == study
+    assert ss.current(study, fashion.variants(tiny.replace(noise_rate=0.1))) == {}
 
     frame = fashion.table(study)
     assert len(frame) == 2 * 2 and set(frame["dataset"]) == {"mnist", "fashion_mnist"}

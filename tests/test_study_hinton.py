@@ -7,6 +7,7 @@ from keras import layers
 from kdutils.data import load_raw
 from kdutils.models import build_model
 from kdutils.profiles import config_key, get_profile
+from kdutils.results import by_seed
 from kdutils.studies import get_study, hinton
 
 
@@ -142,7 +143,7 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch):
     assert hinton.is_done(tiny, "teacher", tmp_path / "teacher")
 
     assert list(hinton.summary(study["omit3"]).index) == [0]
-    assert hinton.by_seed(study["omit3"], "chosen_shift").tolist() == [omit3["chosen_shift"]]
+    assert by_seed(study["omit3"], "chosen_shift").tolist() == [omit3["chosen_shift"]]
 
 
 def test_gap_closed_and_bias_gap_per_seed():

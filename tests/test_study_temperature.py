@@ -15,6 +15,7 @@ from kdutils.models import report_cnn
 from kdutils.profiles import config_key, get_profile
 from kdutils.repro import set_seed
 from kdutils.studies import get_study, study_dir, sweeps, temperature
+from kdutils.studies import sweepstats as ss
 
 
 def test_conditions_are_slugs_of_the_temperatures():
@@ -131,8 +132,8 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch):
     for c, records in study.items():
         assert temperature.run(tiny, c, study_dir(tiny, "temperature", c)) == records
     # Records of another profile's config are not current.
-    assert temperature.current(tiny, study) == study
-    assert temperature.current(tiny.replace(epochs=2, budgets=(2,)), study) == {}
+    assert ss.current(study, temperature.variants(tiny)) == study
+    assert ss.current(study, temperature.variants(tiny.replace(epochs=2, budgets=(2,)))) == {}
 
     frame = temperature.table(study)
     assert len(frame) == 2 * 2 and frame["test_kl"].ge(0).all()
@@ -150,5 +151,5 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch):
     assert len(cells) == 2 and set(cells["alpha"]) == {0.0}  # alpha < 1 against alpha = 1
     assert temperature.underflow_gap() == 104  # exp(-104) is 0 in float32
     assert "non-finite losses" in temperature.summary(study["t_1p01"])
-    assert temperature.missing(tiny, study) == []
-    assert temperature.missing(tiny, {"t_10": study["t_10"]}) == ["t_1p01"]
+    assert ss.missing(study, temperature.variants(tiny)) == []
+    assert ss.missing({"t_10": study["t_10"]}, temperature.variants(tiny)) == ["t_1p01"]

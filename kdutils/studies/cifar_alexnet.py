@@ -35,11 +35,16 @@ from kdutils.profiles import (
     Profile,
     alpha_slug,
     config_key,
-    same_config,
 )
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
-from kdutils.teacher import fit_supervised, load_weights
+from kdutils.results import epoch_records, seed_table, stored_record, write_json
+from kdutils.teacher import (
+    Teacher,
+    TeacherSpec,
+    cached_teacher,
+    fit_supervised,
+    study_teacher_paths,
+)
 
 TITLE = "AlexNet to a small CNN on CIFAR-10"
 
@@ -198,10 +203,7 @@ def record_path(directory: Path, seed: int) -> Path:
 
 def load_record(profile: Profile, condition: str, seed: int, directory: Path) -> dict | None:
     """The stored record of this run if its config matches, else None."""
-    record = read_json(record_path(directory, seed))
-    if record and same_config(record.get("config"), run_config(profile, condition, seed)):
-        return record
-    return None
+    return stored_record(record_path(directory, seed), run_config(profile, condition, seed))
 
 
 def is_done(profile: Profile, condition: str, directory: Path) -> bool:
@@ -251,12 +253,11 @@ def _sizes(data: Dataset) -> dict[str, int]:
 # --- the teacher -----------------------------------------------------------------------------
 
 
-def teacher_weights_path(directory: Path, seed: int) -> Path:
-    return Path(directory) / "weights" / f"seed{seed}.weights.h5"
-
-
-def teacher_logits_path(directory: Path, seed: int) -> Path:
-    return Path(directory) / "logits" / f"seed{seed}.npz"
+def teacher_spec(profile: Profile, seed: int, directory: Path) -> TeacherSpec:
+    """The cache of the teacher of `seed` in the teacher folder `directory`: its record,
+    weights and validation and test logits (the students see augmented training images)."""
+    paths = study_teacher_paths(directory, seed)
+    return TeacherSpec(teacher_config(profile, seed), *paths, splits=("val", "test"))
 
 
 def build_teacher(profile: Profile, data: Dataset) -> keras.Model:
@@ -265,8 +266,9 @@ def build_teacher(profile: Profile, data: Dataset) -> keras.Model:
     )
 
 
-def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset) -> dict:
-    """Train the AlexNet-style teacher on augmented images; store record, weights and logits."""
+def train_teacher(profile: Profile, seed: int, data: Dataset) -> tuple[dict, dict, keras.Model]:
+    """Train the AlexNet-style teacher on augmented images; return its (record, logits,
+    model) for the cache (`get_teacher`)."""
     p, config = settings(profile), teacher_config(profile, seed)
     set_seed(seed)
     teacher = build_teacher(profile, data)
@@ -284,26 +286,15 @@ def train_teacher(profile: Profile, seed: int, directory: Path, data: Dataset) -
         "train_seconds": seconds,
         "environment": environment(),
     }
-    teacher_weights_path(directory, seed).parent.mkdir(parents=True, exist_ok=True)
-    teacher.save_weights(teacher_weights_path(directory, seed))
-    write_npz(teacher_logits_path(directory, seed), val=logits["val"], test=logits["test"])
-    write_json(record_path(directory, seed), record)  # last: a record means the rest is there
-    return record
+    return record, logits, teacher
 
 
-def get_teacher(
-    profile: Profile, seed: int, directory: Path, data: Dataset
-) -> tuple[dict, keras.Model, dict]:
-    """(record, frozen model, cached val/test logits) of teacher `seed`, trained if missing."""
-    record = load_record(profile, "teacher", seed, directory)
-    weights, logits = teacher_weights_path(directory, seed), teacher_logits_path(directory, seed)
-    teacher = build_teacher(profile, data)
-    cached = read_npz(logits, ("val", "test")) if record else None
-    if cached is None or not load_weights(teacher, weights):
-        record = train_teacher(profile, seed, directory, data)
-        teacher.load_weights(weights)
-        cached = read_npz(logits, ("val", "test"))
-    return record, teacher, cached
+def get_teacher(profile: Profile, seed: int, directory: Path, data: Dataset) -> Teacher:
+    """The teacher of `seed` with its frozen model and cached val/test logits, trained if
+    missing."""
+    spec = teacher_spec(profile, seed, directory)
+    train = lambda: train_teacher(profile, seed, data)  # noqa: E731
+    return cached_teacher(spec, train, lambda: build_teacher(profile, data))
 
 
 # --- the students ----------------------------------------------------------------------------
@@ -314,9 +305,8 @@ def train_student(
 ) -> dict:
     """Distil a new small CNN at the condition's alpha, the teacher on every augmented batch."""
     p, config = settings(profile), run_config(profile, condition, seed)
-    teacher_record, teacher, cached = get_teacher(
-        profile, seed, Path(directory).parent / "teacher", data
-    )
+    found = get_teacher(profile, seed, Path(directory).parent / "teacher", data)
+    teacher_record, teacher, cached = found.record, found.model, found.logits
     set_seed(seed)
     student = build_model(p.student, data.x_train.shape[1:], data.num_classes)
     model = Distiller(
@@ -360,17 +350,15 @@ def train_student(
 def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
     """Every seed of `condition`; stored records whose config matches are reused."""
     directory = Path(directory)
-    records = []
-    for seed in settings(profile).seeds:
-        record = load_record(profile, condition, seed, directory)
-        if record is None:
-            data = load_data(profile, seed)
-            if condition == "teacher":
-                record = train_teacher(profile, seed, directory, data)
-            else:
-                record = train_student(profile, condition, seed, directory, data)
-        records.append(record)
-    return records
+
+    def train(seed: int) -> dict:
+        data = load_data(profile, seed)
+        if condition == "teacher":
+            return get_teacher(profile, seed, directory, data).record
+        return train_student(profile, condition, seed, directory, data)
+
+    seeds = settings(profile).seeds
+    return [load_record(profile, condition, seed, directory) or train(seed) for seed in seeds]
 
 
 # --- reading the records: the run pages and the chapter -----------------------------------
@@ -378,22 +366,11 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
 
 def summary(records: list[dict]) -> pd.DataFrame:
     """One row per seed: final accuracies (clean training images, validation, test)."""
-    rows = []
-    for r in records:
-        row = {
-            "seed": r["config"]["seed"],
-            "epochs": r["config"]["epochs"],
+    return seed_table(
+        records,
+        lambda r: {
             "train accuracy": r["final_train_accuracy"],
             "validation accuracy": r["final_val_accuracy"],
             "test accuracy": r["final_test_accuracy"],
-        }
-        if "test_fidelity" in r:
-            row["test fidelity"] = r["test_fidelity"]
-        row["train seconds"] = round(r["train_seconds"], 1)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("seed")
-
-
-def by_seed(records: list[dict], key: str) -> np.ndarray:
-    """The values of `key` in `records`, ordered by seed (for comparisons paired by seed)."""
-    return np.array([r[key] for r in sorted(records, key=lambda r: r["config"]["seed"])])
+        },
+    )

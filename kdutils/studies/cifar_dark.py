@@ -36,13 +36,19 @@ from kdutils import metrics
 from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import with_teacher_logits
 from kdutils.fused import FusedDistiller, split_history
-from kdutils.losses import check_temperature, combine, cross_entropy, distillation_loss
+from kdutils.losses import check_temperature, distillation_loss
 from kdutils.models import build_model, resnet_cifar
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
+from kdutils.results import epoch_records, scores, stored_record, write_json
 from kdutils.stats import paired_difference
-from kdutils.teacher import fit_supervised
+from kdutils.teacher import (
+    Teacher,
+    TeacherSpec,
+    cached_teacher,
+    fit_supervised,
+    study_teacher_paths,
+)
 
 TITLE = "Learning dark knowledge on CIFAR-10"
 
@@ -251,11 +257,8 @@ def record_path(directory: Path, seed: int, run: Run | None = None) -> Path:
 
 def load_record(s: Settings, condition: str, seed: int, directory: Path, run: Run | None = None):
     """The stored record of this run if its config matches, else None."""
-    record = read_json(record_path(directory, seed, run))
     expected = teacher_config(s, seed) if run is None else run_config(s, condition, run, seed)
-    if record and same_config(record.get("config"), expected):
-        return record
-    return None
+    return stored_record(record_path(directory, seed, run), expected)
 
 
 def _runs(condition: str) -> tuple[Run | None, ...]:
@@ -347,33 +350,11 @@ class MultiDistiller(FusedDistiller):
         super().__init__(students, alphas, temperature=temperatures[0], **kwargs)
         self.temperatures = [check_temperature(t) for t in temperatures]
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if sample_weight is not None:
-            raise ValueError("MultiDistiller does not support sample_weight")
-        if y_pred is None:
-            y_pred = self(x, training=training)
-        teacher = self.teacher_logits(x)
-        teacher_class = ops.argmax(teacher, axis=-1)
-        labels = ops.reshape(y, (-1,))
-        batch = ops.cast(ops.shape(teacher)[0], "float32")
-        total = 0.0
-        for i, student in enumerate(self.students):
-            logits = y_pred[:, i, :]
-            hard = cross_entropy(labels, logits)
-            soft = distillation_loss(teacher, logits, self.temperatures[i])
-            loss = combine(hard, soft, self.alphas[i])
-            if student.losses:
-                loss = loss + ops.sum(ops.stack(student.losses))
-            total = total + loss
-            predicted = ops.argmax(logits, axis=-1)
-            row = self.trackers[i]
-            row["loss"].update_state(loss, sample_weight=batch)
-            right = ops.equal(predicted, ops.cast(labels, predicted.dtype))
-            row["accuracy"].update_state(ops.cast(right, "float32"))
-            row["hard_loss"].update_state(hard)
-            row["soft_loss"].update_state(soft)
-            row["fidelity"].update_state(ops.cast(ops.equal(predicted, teacher_class), "float32"))
-        return total
+    def soft_losses(self, teacher, y_pred):
+        """Student i's T_i^2 KL to the teacher at its own temperature T_i."""
+        return [
+            distillation_loss(teacher, y_pred[:, i, :], t) for i, t in enumerate(self.temperatures)
+        ]
 
     def get_config(self) -> dict:
         return super().get_config() | {"temperatures": self.temperatures}
@@ -403,17 +384,9 @@ def _check_finite(history: list[dict], what: str) -> None:
 # --- the teacher -----------------------------------------------------------------------------
 
 
-def teacher_logits_path(directory: Path, seed: int) -> Path:
-    return Path(directory) / "logits" / f"seed{seed}.npz"
-
-
-def load_teacher(s: Settings, seed: int, directory: Path) -> tuple[dict, dict] | None:
-    """(record, logits per split) of the cached teacher of `seed`, if its config matches."""
-    record = load_record(s, "teacher", seed, directory)
-    if record is None:
-        return None
-    logits = read_npz(teacher_logits_path(directory, seed), ("train", "val", "test"))
-    return None if logits is None else (record, logits)
+def teacher_spec(s: Settings, seed: int, directory: Path) -> TeacherSpec:
+    """The cache of the teacher of `seed` in the teacher folder `directory`."""
+    return TeacherSpec(teacher_config(s, seed), *study_teacher_paths(directory, seed))
 
 
 def logit_scores(logits: np.ndarray, batch_size: int) -> dict:
@@ -433,8 +406,9 @@ def logit_scores(logits: np.ndarray, batch_size: int) -> dict:
     }
 
 
-def train_teacher(s: Settings, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
-    """Train the ResNet teacher of `seed` on the labels, then cache its logits."""
+def train_teacher(s: Settings, seed: int, data: Dataset) -> tuple[dict, dict, keras.Model]:
+    """Train the ResNet teacher of `seed` on the labels; return its (record, logits, model)
+    for the cache (`get_teacher`)."""
     config = teacher_config(s, seed)
     set_seed(seed)
     model = resnet_cifar(s.teacher_widths, s.teacher_blocks, data.x_train.shape[1:], name="teacher")
@@ -448,23 +422,19 @@ def train_teacher(s: Settings, seed: int, directory: Path, data: Dataset) -> tup
         "name": teacher_name(s),
         "parameters": model.count_params(),
         "trainable_parameters": sum(int(np.prod(w.shape)) for w in model.trainable_weights),
-        "train_examples": len(data.y_train),
-        "test_examples": len(data.y_test),
-        "history": history,
-        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
-        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
+        **scores(data, history, logits),
         **logit_scores(logits["train"], s.batch_size),
         "train_seconds": seconds,
         "environment": environment(),
     }
-    write_npz(teacher_logits_path(directory, seed), **logits)
-    write_json(record_path(directory, seed), record)  # last: a record means logits are complete
-    return record, logits
+    return record, logits, model
 
 
-def get_teacher(s: Settings, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
-    """The cached teacher of `seed`, trained first if there is none for this config."""
-    return load_teacher(s, seed, directory) or train_teacher(s, seed, directory, data)
+def get_teacher(s: Settings, seed: int, directory: Path, data: Dataset | None = None) -> Teacher:
+    """The cached teacher of `seed`, trained first if there is none for this config (on
+    `data`, else on `load_data(s, seed)`)."""
+    train = lambda: train_teacher(s, seed, data or load_data(s, seed))  # noqa: E731
+    return cached_teacher(teacher_spec(s, seed, directory), train)
 
 
 def teacher_dir(s: Settings, directory: Path) -> Path:
@@ -491,17 +461,15 @@ def check_borrowable(s: Settings) -> Settings:
     return t
 
 
-def teacher_for(s: Settings, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
-    """(record, logits on `data`'s splits) of the teacher that seed `seed` of `s` distils from.
+def teacher_for(s: Settings, seed: int, directory: Path, data: Dataset) -> Teacher:
+    """The teacher that seed `seed` of `s` distils from, with its logits on `data`'s splits.
     A borrowed teacher is trained in its own profile's folder if missing (slow on a CPU)."""
     if not s.teacher_profile:
         return get_teacher(s, seed, teacher_dir(s, directory), data)
     t = check_borrowable(s)
-    tdir = teacher_dir(s, directory)
-    found = load_teacher(t, seed, tdir) or train_teacher(t, seed, tdir, load_data(t, seed))
-    record, logits = found
-    logits = dict(logits, train=logits["train"][: len(data.y_train)])
-    return record, logits
+    teacher = get_teacher(t, seed, teacher_dir(s, directory))
+    train = teacher.logits["train"][: len(data.y_train)]
+    return dataclasses.replace(teacher, logits=teacher.logits | {"train": train})
 
 
 # --- the students ----------------------------------------------------------------------------
@@ -516,7 +484,8 @@ def build_student(run: Run, seed: int, data: Dataset) -> keras.Model:
 def train_students(s: Settings, condition: str, seed: int, directory: Path, data: Dataset):
     """Train every run of `condition` for `seed` in one fused model; write one record each."""
     runs = RUNS[condition]
-    teacher_record, teacher = teacher_for(s, seed, directory, data)
+    cached = teacher_for(s, seed, directory, data)
+    teacher_record, teacher = cached.record, cached.logits
     students = [build_student(run, seed, data) for run in runs]
     model = MultiDistiller(
         students, [r.alpha for r in runs], [r.temperature for r in runs], name=condition
@@ -543,12 +512,8 @@ def train_students(s: Settings, condition: str, seed: int, directory: Path, data
         record = {
             "config": run_config(s, condition, run, seed),
             "parameters": student.count_params(),
-            "train_examples": len(data.y_train),
-            "test_examples": len(data.y_test),
-            "history": history,
+            **scores(data, history, logits),
             "all_losses_finite": True,
-            "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
-            "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
             "test_fidelity": metrics.agreement(logits["test"], teacher["test"]),
             "teacher_test_accuracy": teacher_record["test_accuracy"],
             "fused_seconds": seconds,
@@ -568,11 +533,11 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
         if any(r is None for r in found):
             data = load_data(s, seed)
             if condition == "teacher" and s.teacher_profile:
-                record = teacher_for(s, seed, directory, data)[0]
+                record = teacher_for(s, seed, directory, data).record
                 write_json(record_path(directory, seed), record)  # the lender's, as it is
                 found = [record]
             elif condition == "teacher":
-                found = [train_teacher(s, seed, directory, data)[0]]
+                found = [get_teacher(s, seed, directory, data).record]
             else:
                 found = train_students(s, condition, seed, directory, data)
         records += found

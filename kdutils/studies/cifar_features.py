@@ -32,11 +32,17 @@ from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.features import FeatureDistiller
 from kdutils.losses import MMD_BANDWIDTHS
 from kdutils.models import resnet_cifar
-from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key, same_config
+from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key
 from kdutils.repro import environment, set_seed
-from kdutils.results import ROOT, epoch_records, read_json, read_npz, write_json, write_npz
+from kdutils.results import ROOT, epoch_records, read_json, scores, stored_record, write_json
 from kdutils.stats import paired_difference
-from kdutils.teacher import load_weights
+from kdutils.teacher import (
+    Teacher,
+    TeacherSpec,
+    cached_teacher,
+    compile_supervised,
+    study_teacher_paths,
+)
 
 TITLE = "Response- vs feature-based distillation on CIFAR-10"
 
@@ -253,10 +259,7 @@ def record_path(directory: Path, run: str, seed: int) -> Path:
 
 def load_record(config: dict, directory: Path) -> dict | None:
     """The stored record of this run if its config matches, else None."""
-    record = read_json(record_path(directory, config["run"], config["seed"]))
-    if record and same_config(record.get("config"), config):
-        return record
-    return None
+    return stored_record(record_path(directory, config["run"], config["seed"]), config)
 
 
 def _configs(s: dict, condition: str, seed: int) -> list[dict]:
@@ -389,65 +392,47 @@ def build_teacher(s: dict, data: Dataset) -> keras.Model:
     return resnet_cifar(widths, blocks, data.x_train.shape[1:], data.num_classes, name="teacher")
 
 
+def _record(config: dict, model, data: Dataset, history, logits: dict, seconds: float) -> dict:
+    """What every run's record holds: its config, size, curves, accuracies and time."""
+    return {
+        "config": config,
+        "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        **scores(data, history, logits),
+        "train_seconds": seconds,
+        "environment": environment(),
+    }
+
+
 # --- the teacher -----------------------------------------------------------------------------
 
 
-def teacher_paths(directory: Path, seed: int) -> tuple[Path, Path]:
-    """(weights, logits) files of the teacher of `seed`."""
-    d = Path(directory)
-    return d / "weights" / f"seed{seed}.weights.h5", d / "logits" / f"seed{seed}.npz"
+def teacher_spec(s: dict, seed: int, directory: Path) -> TeacherSpec:
+    """The cache of the teacher of `seed` in the teacher folder `directory`."""
+    paths = study_teacher_paths(directory, seed, record="teacher_")
+    return TeacherSpec(teacher_record_config(s, seed), *paths)
 
 
-def train_teacher(s: dict, seed: int, directory: Path, data: Dataset) -> dict:
-    """Train the teacher of `seed`; cache its weights and its logits; write its record."""
+def train_teacher(s: dict, seed: int, data: Dataset) -> tuple[dict, dict, keras.Model]:
+    """Train the teacher of `seed`; return its (record, logits, model) for the cache."""
     config = teacher_record_config(s, seed)
     set_seed(seed)
     model = build_teacher(s, data)
-    model.compile(
-        optimizer=adam(s, len(data.y_train), s["teacher_epochs"]),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        **_compile_options(s),
+    compile_supervised(
+        model, adam(s, len(data.y_train), s["teacher_epochs"]), **_compile_options(s)
     )
     start = time.perf_counter()
     history = _fit(model, data.x_train, data.y_train, s, s["teacher_epochs"], seed)
     seconds = time.perf_counter() - start
     _check_finite(history, "teacher")
     logits = _predict(model, data, s, ("train", "val", "test"))
-    weights_path, logits_path = teacher_paths(directory, seed)
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    model.save_weights(weights_path)
-    write_npz(logits_path, **logits)
-    record = {
-        "config": config,
-        "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-        "train_examples": len(data.y_train),
-        "test_examples": len(data.y_test),
-        "history": history,
-        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
-        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
-        "train_seconds": seconds,
-        "environment": environment(),
-    }
-    write_json(record_path(directory, "teacher", seed), record)  # last: the cache is complete
-    return record
+    return _record(config, model, data, history, logits, seconds), logits, model
 
 
-def get_teacher(
-    s: dict, seed: int, directory: Path, data: Dataset, need_model: bool
-) -> tuple[dict, dict, keras.Model | None]:
-    """(record, logits, model or None) of the teacher of `seed`, trained if not cached."""
-    config = teacher_record_config(s, seed)
-    weights_path, logits_path = teacher_paths(directory, seed)
-    record = load_record(config, directory)
-    logits = read_npz(logits_path, ("train", "val", "test")) if record else None
-    model = build_teacher(s, data) if need_model else None
-    if logits is None or (model and not load_weights(model, weights_path)):
-        record = train_teacher(s, seed, directory, data)
-        logits = read_npz(logits_path, ("train", "val", "test"))
-        if model:
-            model.load_weights(weights_path)
-    return record, logits, model
+def get_teacher(s: dict, seed: int, directory: Path, data: Dataset, need_model: bool) -> Teacher:
+    """The teacher of `seed`, with its model if `need_model`; trained if not cached."""
+    build = (lambda: build_teacher(s, data)) if need_model else None
+    spec = teacher_spec(s, seed, directory)
+    return cached_teacher(spec, lambda: train_teacher(s, seed, data), build)
 
 
 # --- the students ----------------------------------------------------------------------------
@@ -460,21 +445,15 @@ def train_student(s: dict, spec: dict, seed: int, directory: Path, data: Dataset
     teacher_logits = teacher_model = None
     if method != "scratch":
         need_model = method != "response" or s["augment"]
-        _, teacher_logits, teacher_model = get_teacher(
-            s, seed, Path(directory).parent / "teacher", data, need_model
-        )
+        teacher = get_teacher(s, seed, Path(directory).parent / "teacher", data, need_model)
+        teacher_logits, teacher_model = teacher.logits, teacher.model
     set_seed(seed)  # the same initial student for every run of this seed
     student = build_student(s, data)
     optimizer = adam(s, len(data.y_train), s["epochs"])
     cached = None
     if method == "scratch":
         model = student
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            **_compile_options(s),
-        )
+        compile_supervised(model, optimizer, **_compile_options(s))
     elif method == "response":
         model = Distiller(student, teacher_model, spec["alpha"], spec["temperature"])
         model.compile(optimizer=optimizer, **_compile_options(s))
@@ -491,17 +470,7 @@ def train_student(s: dict, spec: dict, seed: int, directory: Path, data: Dataset
     seconds = time.perf_counter() - start
     _check_finite(history, spec["run"])
     logits = _predict(student, data, s)
-    record = {
-        "config": config,
-        "parameters": int(sum(np.prod(w.shape) for w in student.trainable_weights)),
-        "train_examples": len(data.y_train),
-        "test_examples": len(data.y_test),
-        "history": history,
-        "val_accuracy": metrics.accuracy(logits["val"], data.y_val),
-        "test_accuracy": metrics.accuracy(logits["test"], data.y_test),
-        "train_seconds": seconds,
-        "environment": environment(),
-    }
+    record = _record(config, student, data, history, logits, seconds)
     if teacher_logits is not None:
         record["test_fidelity"] = metrics.agreement(logits["test"], teacher_logits["test"])
     if isinstance(model, FeatureDistiller):
@@ -526,7 +495,7 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
             if record is None:
                 data = data or load_data(s, seed)
                 if condition == "teacher":
-                    record = train_teacher(s, seed, directory, data)
+                    record = get_teacher(s, seed, directory, data, False).record
                 else:
                     record = train_student(s, spec, seed, directory, data)
             records.append(record)

@@ -18,11 +18,10 @@ import numpy as np
 import pandas as pd
 
 from kdutils.data import DEBIAN_DATASETS_DIR, IDX_SHA256, load_dataset
-from kdutils.profiles import Profile, same_config
-from kdutils.results import budgets_table, portable, read_json, write_json
+from kdutils.profiles import Profile
+from kdutils.results import budgets_table, portable, stored_record, write_json
 from kdutils.stats import mean_ci, paired_difference
 from kdutils.studies import sweeps
-from kdutils.studies import sweepstats as ss
 
 TITLE = "Fashion-MNIST"
 
@@ -78,10 +77,7 @@ def dataset_record(profile: Profile) -> dict:
 
 def stored_dataset(profile: Profile, directory: Path) -> dict | None:
     """The stored `dataset_record` if it matches the variant's data config, else None."""
-    record = read_json(dataset_path(directory))
-    if record and same_config(record.get("config"), profile.data_config(profile.seeds[0])):
-        return record
-    return None
+    return stored_record(dataset_path(directory), profile.data_config(profile.seeds[0]))
 
 
 def source_text(record: dict) -> str:
@@ -115,16 +111,6 @@ def is_done(profile: Profile, condition: str, directory: Path) -> bool:
 def variants(profile: Profile) -> dict[str, Profile]:
     """{condition: its profile} for every condition of `profile`."""
     return {c: variant(profile, c) for c in conditions(profile)}
-
-
-def current(profile: Profile, study: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """The records of `study` whose config is the one each condition runs now (stale ones out)."""
-    return ss.current(study, variants(profile))
-
-
-def missing(profile: Profile, study: dict[str, list[dict]]) -> list[str]:
-    """The conditions of `profile` without a current record for every (alpha, seed)."""
-    return ss.missing(study, variants(profile))
 
 
 def summary(records: list[dict]) -> pd.DataFrame:

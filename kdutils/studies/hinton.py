@@ -29,10 +29,16 @@ from kdutils.profiles import (
     STEPS_PER_EXECUTION,
     Profile,
     config_key,
-    same_config,
 )
 from kdutils.repro import environment, set_seed
-from kdutils.results import epoch_records, read_json, read_npz, write_json, write_npz
+from kdutils.results import by_seed, epoch_records, seed_table, stored_record, write_json
+from kdutils.teacher import (
+    Teacher,
+    TeacherSpec,
+    cached_teacher,
+    compile_supervised,
+    study_teacher_paths,
+)
 
 TITLE = "Hinton et al. (2015) on MNIST"
 
@@ -164,10 +170,7 @@ def record_path(directory: Path, seed: int) -> Path:
 
 def load_record(p: Profile, condition: str, seed: int, directory: Path) -> dict | None:
     """The stored record of this run if its config matches, else None."""
-    record = read_json(record_path(directory, seed))
-    if record and same_config(record.get("config"), run_config(p, condition, seed)):
-        return record
-    return None
+    return stored_record(record_path(directory, seed), run_config(p, condition, seed))
 
 
 def is_done(profile: Profile, condition: str, directory: Path) -> bool:
@@ -251,31 +254,19 @@ def adam(p: Profile, examples: int, epochs: int) -> keras.optimizers.Optimizer:
 # --- the teacher -----------------------------------------------------------------------------
 
 
-def teacher_logits_path(directory: Path, seed: int) -> Path:
-    return Path(directory) / "logits" / f"seed{seed}.npz"
+def teacher_spec(p: Profile, seed: int, directory: Path) -> TeacherSpec:
+    """The cache of the teacher of `seed` in the study's `teacher` folder."""
+    return TeacherSpec(teacher_config(p, seed), *study_teacher_paths(directory, seed))
 
 
-def load_teacher(p: Profile, seed: int, directory: Path) -> tuple[dict, dict] | None:
-    """(record, logits per split) of the cached teacher of `seed`, if its config matches."""
-    record = load_record(p, "teacher", seed, directory)
-    if record is None:
-        return None
-    logits = read_npz(teacher_logits_path(directory, seed), ("train", "val", "test"))
-    return None if logits is None else (record, logits)
-
-
-def train_teacher(p: Profile, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
-    """Train the dropout teacher on freshly jittered training images every epoch; cache it."""
+def train_teacher(p: Profile, seed: int, data: Dataset) -> tuple[dict, dict, keras.Model]:
+    """Train the dropout teacher on freshly jittered training images every epoch; return its
+    (record, logits, model) for the cache (`get_teacher`)."""
     config = teacher_config(p, seed)
     set_seed(seed)
     rng = np.random.default_rng([seed, 2])
     model = build_model(p.teacher, data.x_train.shape[1:], data.num_classes)
-    model.compile(
-        optimizer=adam(p, len(data.y_train), p.teacher_epochs),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        steps_per_execution=STEPS_PER_EXECUTION,
-    )
+    compile_supervised(model, adam(p, len(data.y_train), p.teacher_epochs))
     history: list[dict] = []
     start = time.perf_counter()
     for epoch in range(p.teacher_epochs):
@@ -302,14 +293,12 @@ def train_teacher(p: Profile, seed: int, directory: Path, data: Dataset) -> tupl
         "train_seconds": seconds,
         "environment": environment(),
     }
-    write_npz(teacher_logits_path(directory, seed), **logits)
-    write_json(record_path(directory, seed), record)  # last: a record means logits are complete
-    return record, logits
+    return record, logits, model
 
 
-def get_teacher(p: Profile, seed: int, directory: Path, data: Dataset) -> tuple[dict, dict]:
+def get_teacher(p: Profile, seed: int, directory: Path, data: Dataset) -> Teacher:
     """The cached teacher of `seed`, trained first if there is none for this config."""
-    return load_teacher(p, seed, directory) or train_teacher(p, seed, directory, data)
+    return cached_teacher(teacher_spec(p, seed, directory), lambda: train_teacher(p, seed, data))
 
 
 # --- the students ----------------------------------------------------------------------------
@@ -321,17 +310,13 @@ def train_student(p: Profile, condition: str, seed: int, directory: Path, data: 
     x, y, val = data.x_train, data.y_train, (data.x_val, data.y_val)
     teacher = None
     if condition != "scratch":
-        teacher_record, teacher = get_teacher(p, seed, Path(directory).parent / "teacher", data)
+        cached = get_teacher(p, seed, Path(directory).parent / "teacher", data)
+        teacher_record, teacher = cached.record, cached.logits
     set_seed(seed)
     student = build_model(p.student, x.shape[1:], data.num_classes)
     if condition == "scratch":
         model = student
-        model.compile(
-            optimizer=adam(p, len(y), p.epochs),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            steps_per_execution=STEPS_PER_EXECUTION,
-        )
+        compile_supervised(model, adam(p, len(y), p.epochs))
     else:
         keep = y != OMITTED if condition == "omit3" else np.ones(len(y), dtype=bool)
         x, y = with_teacher_logits(x[keep], teacher["train"][keep]), y[keep]
@@ -391,54 +376,41 @@ def bias_shift_scores(logits: dict[str, np.ndarray], data: Dataset) -> dict:
 
 def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
     """Every seed of `condition`; stored records whose config matches are reused."""
-    p = settings(profile)
-    directory = Path(directory)
-    records = []
-    for seed in p.seeds:
-        record = load_record(p, condition, seed, directory)
-        if record is None:
-            data = load_dataset(**p.data_config(seed))
-            if condition == "teacher":
-                record, _ = train_teacher(p, seed, directory, data)
-            else:
-                record = train_student(p, condition, seed, directory, data)
-        records.append(record)
-    return records
+    p, directory = settings(profile), Path(directory)
+
+    def train(seed: int) -> dict:
+        data = load_dataset(**p.data_config(seed))
+        if condition == "teacher":
+            return get_teacher(p, seed, directory, data).record
+        return train_student(p, condition, seed, directory, data)
+
+    return [load_record(p, condition, seed, directory) or train(seed) for seed in p.seeds]
 
 
 # --- what the chapter and the run pages read ---------------------------------------------
 
 
-def by_seed(records: list[dict], key: str) -> np.ndarray:
-    """`key` of every record, in seed order: the pairs that paired differences compare."""
-    return np.array([r[key] for r in sorted(records, key=lambda r: r["config"]["seed"])])
-
-
 def summary(records: list[dict]) -> pd.DataFrame:
     """One row per seed: errors on the 10,000 test images, on its 3s, and on validation."""
-    rows = []
-    for r in records:
-        row = {
-            "seed": r["config"]["seed"],
-            "epochs": r["config"]["epochs"],
-            "train examples": r["train_examples"],
-            "validation errors": r["val_errors"],
-            "test errors": r["test_errors"],
-            f"test errors on {OMITTED}s": r["test_errors_on_omitted"],
-        }
-        if "test_fidelity" in r:
-            row["test fidelity"] = r["test_fidelity"]
-        if "chosen_shift" in r:
-            row[f"errors, shift {r['paper_shift']:g}"] = r["paper_shift_test_errors"]
-            row[f"on {OMITTED}s, shift {r['paper_shift']:g}"] = r[
-                "paper_shift_test_errors_on_omitted"
-            ]
-            row["shift chosen on validation"] = r["chosen_shift"]
-            row["errors, chosen shift"] = r["chosen_shift_test_errors"]
-            row[f"on {OMITTED}s, chosen shift"] = r["chosen_shift_test_errors_on_omitted"]
-        row["train seconds"] = round(r["train_seconds"], 1)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("seed")
+    return seed_table(records, _columns)
+
+
+def _columns(r: dict) -> dict:
+    """A record's errors for `summary`, and with a bias shift, those after it."""
+    row = {
+        "train examples": r["train_examples"],
+        "validation errors": r["val_errors"],
+        "test errors": r["test_errors"],
+        f"test errors on {OMITTED}s": r["test_errors_on_omitted"],
+    }
+    if "chosen_shift" in r:
+        paper = f"{r['paper_shift']:g}"
+        row[f"errors, shift {paper}"] = r["paper_shift_test_errors"]
+        row[f"on {OMITTED}s, shift {paper}"] = r["paper_shift_test_errors_on_omitted"]
+        row["shift chosen on validation"] = r["chosen_shift"]
+        row["errors, chosen shift"] = r["chosen_shift_test_errors"]
+        row[f"on {OMITTED}s, chosen shift"] = r["chosen_shift_test_errors_on_omitted"]
+    return row
 
 
 def gap_closed(study: dict[str, list[dict]]) -> np.ndarray:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kdutils.profiles import Profile, alpha_slug
 from kdutils.stats import format_ci, mean_ci, summarize
-from kdutils.studies import load_study, sweeps
+from kdutils.studies import sweeps
 from kdutils.studies import sweepstats as ss
 
 TITLE = "Label noise and denoising"
@@ -81,19 +81,9 @@ def summary(records: list[dict]) -> pd.DataFrame:
 
 def load(profile: Profile) -> dict[float, dict]:
     """{rate: {"records", "teachers", "table"}} for every condition; raises if one is missing."""
-    study = load_study(profile, "noise")
-    missing = [c for c in conditions(profile) if c not in study]
-    if missing:
-        raise RuntimeError(
-            f"No results for {missing} in profile {profile.name!r}: run "
-            f"`python -m kdutils.sweep --profile {profile.name} --study noise` first."
-        )
-    out = {}
-    for condition, records in study.items():
-        rate = rate_of(profile, condition)
-        teachers = ss.teacher_records(variant(profile, condition))
-        out[rate] = {"records": records, "teachers": teachers, "table": ss.final_table(records)}
-    return out
+    variants = {c: variant(profile, c) for c in conditions(profile)}
+    study = ss.load_sweep_study(profile, "noise", variants)
+    return {rate_of(profile, c): entry for c, entry in study.items()}
 
 
 def _teacher(entry: dict, key: str) -> pd.Series:

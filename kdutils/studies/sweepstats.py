@@ -13,13 +13,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from kdutils.profiles import Profile, config_key, same_config
+from kdutils.profiles import Profile, same_config
 from kdutils.report import best_alpha as _best_alpha
 from kdutils.report import diff_text
 from kdutils.results import budgets_table, read_json
-from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
-from kdutils.studies import sweeps
-from kdutils.teacher import teacher_paths
+from kdutils.stats import mean_ci, paired_difference, summarize
+from kdutils.studies import load_study, sweeps
+from kdutils.teacher import matches, teacher_paths
 
 
 def current(study: dict[str, list[dict]], variants: dict[str, Profile]) -> dict[str, list[dict]]:
@@ -47,6 +47,22 @@ def missing(study: dict[str, list[dict]], variants: dict[str, Profile]) -> list[
     return [c for c, v in variants.items() if len(study.get(c, [])) != len(v.alphas) * len(v.seeds)]
 
 
+def load_sweep_study(profile: Profile, study: str, variants: dict[str, Profile]) -> dict:
+    """{condition: {"records", "teachers", "table"}} for every condition of `variants`, a
+    sweep study's; raises, naming the command that runs them, if one has no records."""
+    found = load_study(profile, study)
+    missing = [c for c in variants if c not in found]
+    if missing:
+        raise RuntimeError(
+            f"No results for {missing} in profile {profile.name!r}: run "
+            f"`python -m kdutils.sweep --profile {profile.name} --study {study}` first."
+        )
+    return {
+        c: {"records": found[c], "teachers": teacher_records(v), "table": final_table(found[c])}
+        for c, v in variants.items()
+    }
+
+
 def teacher_records(variant: Profile) -> list[dict]:
     """The cached teachers' JSON records of `variant`, one per seed (their logits not needed)."""
     directory = sweeps.teacher_directory(variant)
@@ -54,7 +70,7 @@ def teacher_records(variant: Profile) -> list[dict]:
     for seed in variant.teacher_seeds():
         path = teacher_paths(directory, seed)[0]
         record = read_json(path)
-        if record is None or record.get("key") != config_key(variant.teacher_config(seed)):
+        if not matches(record, variant.teacher_config(seed)):
             raise FileNotFoundError(f"no teacher record matching the config of seed {seed}: {path}")
         out.append(record)
     return out
@@ -107,13 +123,6 @@ def gain_text(summary: dict, best: float) -> str:
     return "none: the best α is 1 itself" if best == 1.0 else diff_text(summary)
 
 
-def direction(summary: dict, up: str = "higher", down: str = "lower") -> str:
-    """`up` or `down` when the interval excludes 0, else 'not distinguishable from 0'."""
-    if not significant(summary):
-        return "not distinguishable from 0"
-    return up if summary["mean"] > 0 else down
-
-
 def verdict(summary: dict) -> str:
     """'higher than', 'lower than' or 'not distinguishable from', for a paired difference."""
     if not significant(summary):
@@ -124,11 +133,6 @@ def verdict(summary: dict) -> str:
 def seconds(entries, key: str) -> str:
     """Total training seconds of the `key` records ("records" or "teachers") of `entries`."""
     return f"{sum(r['train_seconds'] for e in entries for r in e[key]):.0f}"
-
-
-def ci_text(values) -> str:
-    """'97.31% ± 0.12 (95% CI, n=3)' for rates over seeds."""
-    return format_ci(mean_ci(np.asarray(values, dtype=float)))
 
 
 def curves(

@@ -22,7 +22,7 @@ import pandas as pd
 
 from kdutils.profiles import Profile
 from kdutils.stats import mean_ci
-from kdutils.studies import load_study, sweeps
+from kdutils.studies import sweeps
 from kdutils.studies import sweepstats as ss
 
 TITLE = "Teacher quality"
@@ -97,22 +97,9 @@ def label(profile: Profile, condition: str) -> str:
 
 def load(profile: Profile) -> dict[str, dict]:
     """{condition: {"records", "teachers", "table", "label"}}; raises if one is missing."""
-    study = load_study(profile, "teachers")
-    missing = [c for c in conditions(profile) if c not in study]
-    if missing:
-        raise RuntimeError(
-            f"No results for {missing} in profile {profile.name!r}: run "
-            f"`python -m kdutils.sweep --profile {profile.name} --study teachers` first."
-        )
-    return {
-        c: {
-            "records": study[c],
-            "teachers": ss.teacher_records(variant(profile, c)),
-            "table": ss.final_table(study[c]),
-            "label": label(profile, c),
-        }
-        for c in conditions(profile)
-    }
+    variants = {c: variant(profile, c) for c in conditions(profile)}
+    study = ss.load_sweep_study(profile, "teachers", variants)
+    return {c: entry | {"label": label(profile, c)} for c, entry in study.items()}
 
 
 def condition_numbers(entry: dict) -> dict:

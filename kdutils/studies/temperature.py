@@ -20,7 +20,6 @@ import pandas as pd
 from kdutils.profiles import Profile
 from kdutils.stats import mean_ci, paired_difference
 from kdutils.studies import sweeps
-from kdutils.studies import sweepstats as ss
 
 TITLE = "Temperature × α"
 
@@ -82,16 +81,6 @@ def is_done(profile: Profile, condition: str, directory: Path) -> bool:
 def variants(profile: Profile) -> dict[str, Profile]:
     """{condition: its profile} for every condition of `profile`."""
     return {c: variant(profile, c) for c in conditions(profile)}
-
-
-def current(profile: Profile, study: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """The records of `study` whose config is the one each condition runs now (stale ones out)."""
-    return ss.current(study, variants(profile))
-
-
-def missing(profile: Profile, study: dict[str, list[dict]]) -> list[str]:
-    """The conditions of `profile` without a current record for every (alpha, seed)."""
-    return ss.missing(study, variants(profile))
 
 
 # --- losses -----------------------------------------------------------------------------------
