@@ -8,7 +8,7 @@ import pytest
 
 from kdutils.data import load_dataset
 from kdutils.experiment import run_batched
-from kdutils.profiles import get_profile
+from kdutils.profiles import PER_SEED_TEACHERS, get_profile
 from kdutils.results import load_runs
 from kdutils.teacher import get_teacher, load_teacher, teacher_paths
 
@@ -41,7 +41,7 @@ def test_every_seed_shares_the_data_seed_split_and_one_teacher():
     assert SHARED.teacher_config(0)["data"]["train_size"] == 300
     assert SHARED.run_config(0.5, 0)["seed"] == 0 and SHARED.run_config(0.5, 1)["seed"] == 1
     # The profiles of the studies keep their per-seed teachers and data: configs unchanged.
-    plain = get_profile("smoke")
+    plain = get_profile("smoke").replace(**PER_SEED_TEACHERS)
     assert "nested" not in plain.data_config(1) and plain.teacher_config(1)["seed"] == 1
 
 
