@@ -171,7 +171,8 @@ def accuracy_vs_alpha(
     low, high = ax.get_ylim()
     ax.set_ylim(max(low, 0.0), min(high, 1.0))
     ax.set(xlabel="α (weight on the hard labels)", ylabel=ylabel, xticks=np.linspace(0, 1, 11))
-    ax.legend(title=hue_title, fontsize="small", loc="best")
+    # Outside the axes, so that it covers no point or bar.
+    ax.legend(title=hue_title, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
