@@ -59,10 +59,6 @@ def diff_text(summary: dict) -> str:
     return f"{points(summary)}, p = {summary['p_value']:.3f}"
 
 
-def _significant(summary: dict) -> bool:
-    return not math.isnan(summary["half_width"]) and (summary["low"] > 0 or summary["high"] < 0)
-
-
 def best_alpha(records: list[dict], epochs: int) -> dict:
     """The alpha with the highest mean *validation* accuracy at `epochs`, and its test score.
 
