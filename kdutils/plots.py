@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from kdutils.stats import summarize
+from kdutils.stats import RATE, error_bar, summarize
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 WIDTH = 7.5  # inches: the book's text width at 100 dpi and more
@@ -146,9 +146,9 @@ def accuracy_vs_alpha(
     """Mean over seeds of `value` against alpha, one line per `hue`, with 95% CI bars.
 
     `references` maps a label to a `stats.mean_ci` summary drawn as a line with a CI band.
-    The y axis never leaves [0, 1], even where an interval from few seeds would.
+    Every `value` here is a share of examples, so its intervals are cut to [0, 1].
     """
-    summary = summarize(table, [hue, "alpha"], value)
+    summary = summarize(table, [hue, "alpha"], value, bounds=RATE)
     fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
     levels = sorted(summary[hue].unique())
     for i, level in enumerate(levels):
@@ -156,7 +156,7 @@ def accuracy_vs_alpha(
         ax.errorbar(
             part["alpha"],
             part["mean"],
-            yerr=part["half_width"].fillna(0),
+            yerr=error_bar(part.to_dict("records")),
             marker="o",
             ms=4,
             capsize=3,

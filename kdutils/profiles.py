@@ -203,8 +203,8 @@ PROFILES: dict[str, Profile] = {
     "default": Profile(
         name="default",
         seeds=tuple(range(10)),
-        epochs=5,
-        budgets=(1, 2, 5),
+        epochs=3,
+        budgets=(1, 2, 3),
         teacher_epochs=2,
         **STRONG_TEACHER,
     ),

@@ -8,9 +8,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
+RATE = (0.0, 1.0)  # accuracies, recall, recovery, ECE: shares of examples
+CORRELATION = (-1.0, 1.0)
 
-def mean_ci(values, confidence: float = 0.95) -> dict:
-    """Mean, sample SD and the t-interval of the mean. With one value the interval is NaN."""
+
+def mean_ci(values, confidence: float = 0.95, bounds: tuple[float, float] | None = None) -> dict:
+    """Mean, sample SD and the t-interval of the mean. With one value the interval is NaN.
+
+    `bounds` (`RATE`, `CORRELATION`) is the range the quantity can take. The interval is cut
+    to it: the true mean lies inside, so the cut interval covers it exactly as often, and no
+    reported interval leaves the possible values. `half_width` stays the t half-width.
+    """
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n == 0:
@@ -18,36 +26,58 @@ def mean_ci(values, confidence: float = 0.95) -> dict:
     mean = float(x.mean())
     sd = float(x.std(ddof=1)) if n > 1 else math.nan
     half = float(st.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+    low, high = mean - half, mean + half
+    if bounds is not None and n > 1:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
     return {
         "mean": mean,
         "sd": sd,
         "n": n,
         "half_width": half,
-        "low": mean - half,
-        "high": mean + half,
+        "low": low,
+        "high": high,
         "confidence": confidence,
     }
 
 
-def format_ci(summary: dict, percent: bool = True, digits: int = 2) -> str:
-    """'97.31% ± 0.12 (95% CI, n=3)' from a `mean_ci` result."""
-    scale, unit = (100.0, "%") if percent else (1.0, "")
-    n = int(summary["n"])
-    level = f"{summary['confidence']:.0%} CI, n={n}"
-    if math.isnan(summary["half_width"]):
-        return f"{summary['mean'] * scale:.{digits}f}{unit} (n={n}, no CI)"
-    return (
-        f"{summary['mean'] * scale:.{digits}f}{unit} ± "
-        f"{summary['half_width'] * scale:.{digits}f} ({level})"
+def is_cut(summary: dict) -> bool:
+    """Whether a `mean_ci` interval was cut at a bound (so it is not mean ± half-width)."""
+    half = summary["half_width"]
+    return not math.isnan(half) and (
+        summary["low"] > summary["mean"] - half or summary["high"] < summary["mean"] + half
     )
 
 
-def summarize(table: pd.DataFrame, by: list[str] | str, value: str) -> pd.DataFrame:
+def error_bar(summaries, scale: float = 1.0) -> np.ndarray:
+    """Matplotlib's `yerr` (2, n) for `mean_ci` summaries: to `low` and to `high`, 0 if none."""
+    rows = [summaries] if isinstance(summaries, dict) else list(summaries)
+    below = [s["mean"] - s["low"] for s in rows]
+    above = [s["high"] - s["mean"] for s in rows]
+    return np.nan_to_num(scale * np.array([below, above], dtype=float))
+
+
+def format_ci(summary: dict, percent: bool = True, digits: int = 2) -> str:
+    """'97.31% ± 0.12 (95% CI, n=3)' from a `mean_ci` result; a cut interval as [low, high]."""
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    n = int(summary["n"])
+    level = f"{summary['confidence']:.0%} CI, n={n}"
+    mean = f"{summary['mean'] * scale:.{digits}f}{unit}"
+    if math.isnan(summary["half_width"]):
+        return f"{mean} (n={n}, no CI)"
+    if is_cut(summary):
+        low, high = summary["low"] * scale, summary["high"] * scale
+        return f"{mean} [{low:.{digits}f}, {high:.{digits}f}] ({level})"
+    return f"{mean} ± {summary['half_width'] * scale:.{digits}f} ({level})"
+
+
+def summarize(
+    table: pd.DataFrame, by: list[str] | str, value: str, bounds: tuple[float, float] | None = None
+) -> pd.DataFrame:
     """`mean_ci` of `value` for each group of `by`: one row per group, one column per field."""
     rows = []
     for key, group in table.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        s = mean_ci(group[value])
+        s = mean_ci(group[value], bounds=bounds)
         names = [by] if isinstance(by, str) else by
         rows.append(dict(zip(names, key, strict=True)) | s)
     return pd.DataFrame(rows)

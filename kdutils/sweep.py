@@ -16,6 +16,7 @@ runs two studies at a time, which overlaps their kernels' start-up on a 2-core m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -213,7 +214,7 @@ def run_sweep(
     todo = pending_alphas(profile, alphas, directory, pages)
     log(f"{profile.name}: {len(alphas) - len(todo)} of {len(alphas)} alphas already done")
     if todo:
-        _train_students(profile, todo, directory, "fused" if fused else trainer, log)
+        _train_students(profile, todo, directory, "fused" if fused else trainer, log, jobs)
     if jobs > 1:
         pages_args = [(profile, a, pages, directory / "failed") for a in todo]
         done = in_processes(execute_alpha, pages_args, jobs, keep_going)
@@ -236,11 +237,12 @@ def _train_teachers(profile: Profile, directory: Path, log) -> None:
         )
 
 
-def _train_students(profile: Profile, todo: list[float], directory: Path, trainer, log) -> None:
+def _train_students(profile: Profile, todo: list[float], directory: Path, trainer, log, jobs=1):
     """Train the students of the alphas `todo` before their pages (`trainer` "batched" or
-    "fused"; "separate" leaves each page to train its own)."""
+    "fused"; "separate" leaves each page to train its own). Fused seeds train `jobs` at a
+    time, each process with its share of the cores (`fused_seed`)."""
     from kdutils.batched import preferred_trainer
-    from kdutils.experiment import run_batched, run_students
+    from kdutils.experiment import run_batched
 
     if trainer == "auto":
         trainer = preferred_trainer()
@@ -250,13 +252,41 @@ def _train_students(profile: Profile, todo: list[float], directory: Path, traine
         trained = run_batched(profile, _valid_alphas(todo), directory, log=log)
         log(f"batched: {trained} students trained in {time.perf_counter() - start:.0f} s")
     elif trainer == "fused":
-        for seed in profile.seeds:
-            start = time.perf_counter()
-            run_students(profile, todo, seed, directory, fused=True)
-            log(
-                f"fused: {len(todo)} students of seed {seed} trained together in "
-                f"{time.perf_counter() - start:.0f} s"
-            )
+        seeds, start = list(profile.seeds), time.perf_counter()
+        if jobs > 1 and len(seeds) > 1:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            args = [(profile, todo, seed, directory, threads) for seed in seeds]
+            failed = [
+                o for o in in_processes(fused_seed, args, jobs, False) if isinstance(o, Exception)
+            ]
+            if failed:
+                raise failed[0]
+        else:
+            for seed in seeds:
+                fused_seed(profile, todo, seed, directory)
+        log(f"fused: {len(seeds)} seeds in {time.perf_counter() - start:.0f} s, {jobs} at a time")
+
+
+def fused_seed(profile: Profile, todo, seed: int, directory: Path, threads: int | None = None):
+    """Train the alphas `todo` of one seed in one `FusedDistiller`. `threads`: TensorFlow's
+    threads in this process (its share of the cores when seeds train side by side)."""
+    import keras
+
+    from kdutils.experiment import run_students
+
+    if threads and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with contextlib.suppress(RuntimeError):  # already set in this worker process
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+    start = time.perf_counter()
+    run_students(profile, todo, seed, directory, fused=True)
+    seconds = time.perf_counter() - start
+    print(
+        f"fused: {len(todo)} students of seed {seed} trained together in {seconds:.0f} s",
+        flush=True,
+    )
 
 
 def _execute_in_turn(profile, todo, pages, directory, keep_going, log) -> list[float]:

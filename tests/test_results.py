@@ -96,7 +96,7 @@ def test_exclusive_lets_one_process_in_at_a_time(tmp_path):
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
+        p.join(600)  # spawned processes import TensorFlow: slow on a loaded machine
         assert p.exitcode == 0
     assert log.read_text().split() == ["enter", "leave", "enter", "leave"]
     assert (tmp_path / "teachers" / "seed0.json.lock").exists()
@@ -115,6 +115,35 @@ def test_mean_ci_matches_scipy_t_interval():
     assert math.isnan(single["half_width"]) and "no CI" in stats.format_ci(single)
     with pytest.raises(ValueError):
         stats.mean_ci([])
+
+
+def test_bounded_intervals_are_cut_to_their_bounds_and_keep_their_coverage():
+    recall = [1.0, 1.0, 0.9]  # a class most seeds get all right: the t-interval passes 100%
+    free, cut = stats.mean_ci(recall), stats.mean_ci(recall, bounds=stats.RATE)
+    assert free["high"] > 1.0 and cut["high"] == 1.0 and cut["low"] == free["low"]
+    assert cut["half_width"] == free["half_width"] and stats.is_cut(cut)
+    assert not stats.is_cut(free) and not stats.is_cut(
+        stats.mean_ci([0.5, 0.6, 0.55], bounds=(0, 1))
+    )
+    low, high = 100 * cut["low"], 100 * cut["mean"]
+    assert stats.format_ci(cut) == f"{high:.2f}% [{low:.2f}, 100.00] (95% CI, n=3)"
+    bars = stats.error_bar([cut, stats.mean_ci([0.4])])  # one seed: no bar
+    assert bars[:, 0] == pytest.approx([cut["mean"] - cut["low"], 1.0 - cut["mean"]])
+    assert bars[:, 1].tolist() == [0.0, 0.0]
+    correlation = stats.mean_ci([0.99, 0.98, 0.7], bounds=stats.CORRELATION)
+    assert -1.0 <= correlation["low"] and correlation["high"] == 1.0
+    # The true mean lies in the bounds, so cutting never drops it: equal coverage.
+    rng = np.random.default_rng(0)
+    draws = np.clip(rng.normal(0.97, 0.03, size=(2000, 4)), 0, 1)
+    truth = np.clip(rng.normal(0.97, 0.03, size=2_000_000), 0, 1).mean()
+    hits = [
+        [
+            s["low"] <= truth <= s["high"]
+            for s in (stats.mean_ci(d), stats.mean_ci(d, bounds=(0, 1)))
+        ]
+        for d in draws
+    ]
+    assert np.all(np.diff(np.array(hits), axis=1) == 0)
 
 
 def test_paired_difference():

@@ -143,7 +143,11 @@ def test_settings_configs_and_resume(tmp_path, monkeypatch):
             audit.settings(p, condition)  # epochs are budgets of the main sweep
     default = get_profile("default")
     assert len(default.seeds) >= 3
-    assert all(len(s.get("seeds", default.seeds)) >= 3 for s in audit.SETTINGS["default"].values())
+    # Every condition has seeds enough for intervals, but the compounded pipeline: its few
+    # chains are drawn one line each (no interval), as the report ran one.
+    seeds = {c: s.get("seeds", default.seeds) for c, s in audit.SETTINGS["default"].items()}
+    assert all(len(s) >= 3 for c, s in seeds.items() if c != "compounded")
+    assert len(seeds["compounded"]) >= 2
     assert audit.planned(default, "reused_student")[0]["alphas"] == list(default.alphas)
     calls = []
 

@@ -141,6 +141,20 @@ def test_fused_sweep_writes_one_page_and_one_record_per_alpha(tmp_path):
     assert "nothing to train or execute" in again.stdout
 
 
+def test_fused_seeds_train_side_by_side_with_jobs(tmp_path):
+    # --jobs 2 with two seeds: each seed's fused students in its own process, a core each.
+    done = run_sweep(tmp_path, 0.0, 1.0, extra=["--fused", "--jobs", "2", "--seeds", "0", "1"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    for seed in (0, 1):
+        assert f"fused: 2 students of seed {seed} trained together" in done.stdout
+    assert "fused: 2 seeds in" in done.stdout and "2 at a time" in done.stdout
+    runs = sorted((tmp_path / "results" / "smoke" / "runs").glob("*.json"))
+    assert [p.name for p in runs] == [
+        f"alpha_{a}_seed{s}.json" for a in ("0p0", "1p0") for s in (0, 1)
+    ]
+    assert all(read_json(p)["fused_with"] == [0.0, 1.0] for p in runs)
+
+
 def _square(x: int) -> int:
     if x < 0:
         raise ValueError(f"negative: {x}")
@@ -199,7 +213,9 @@ def test_page_whose_kernel_never_ran_a_cell_is_started_again(tmp_path, monkeypat
 
 
 def test_default_sweep_trains_every_alpha_and_seed_together(tmp_path):
-    done = run_sweep(tmp_path, 0.0, 1.0, extra=["--seeds", "0", "1", "--jobs", "2"], timeout=900)
+    # The batched trainer, named: on CPU `--trainer auto` picks the fused one (TRAINERS).
+    extra = ["--seeds", "0", "1", "--jobs", "2", "--trainer", "batched"]
+    done = run_sweep(tmp_path, 0.0, 1.0, extra=extra, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "batched: 4 students trained together" in done.stdout
     runs = sorted((tmp_path / "results" / "smoke" / "runs").glob("*.json"))

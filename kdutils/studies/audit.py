@@ -42,7 +42,7 @@ from kdutils.profiles import (
 )
 from kdutils.repro import environment, set_seed
 from kdutils.results import budgets_table, epoch_records, read_json, write_json
-from kdutils.stats import format_ci, mean_ci, paired_difference, summarize
+from kdutils.stats import RATE, error_bar, format_ci, mean_ci, paired_difference, summarize
 from kdutils.teacher import Teacher, get_teacher, load_teacher, load_weights, teacher_paths
 
 TITLE = "Auditing the original study's bugs"
@@ -718,7 +718,7 @@ def numbers(
     out: dict[str, str] = {"profile": profile.name, "n_seeds": str(len(profile.seeds))}
     out["train_size"] = _count(profile.train_size)
     teachers = {r["config"]["seed"]: r["teacher_test_accuracy"] for r in study["trainable_teacher"]}
-    out["teacher"] = format_ci(mean_ci(list(teachers.values())))
+    out["teacher"] = format_ci(mean_ci(list(teachers.values()), bounds=RATE))
     out |= _categorical_numbers(study["categorical_accuracy"], main_records)
     out |= _teacher_numbers(study["trainable_teacher"])
     out |= _reused_numbers(study["reused_student"], main_records)
@@ -762,8 +762,8 @@ def _categorical_numbers(records: list[dict], main_records: list[dict]) -> dict[
         "cat_flat_range": f"{_pct(cat['flat'].min())} to {_pct(cat['flat'].max())}",
         "cat_column_range": f"{_pct(cat['column'].min())} to {_pct(cat['column'].max())}",
         "cat_sparse_range": f"{_pct(cat['sparse'].min())} to {_pct(cat['sparse'].max())}",
-        "cat_flat_mean": format_ci(mean_ci(cat["flat"])),
-        "cat_sparse_mean": format_ci(mean_ci(cat["sparse"])),
+        "cat_flat_mean": format_ci(mean_ci(cat["flat"], bounds=RATE)),
+        "cat_sparse_mean": format_ci(mean_ci(cat["sparse"], bounds=RATE)),
         "cat_explain_gap": f"{explain_gap:.1e}",
         "cat_main_gap": "n/a" if gap is None else f"{100 * gap:.2f} points",
         "cat_main_runs": str(len(both)),
@@ -807,7 +807,9 @@ def _teacher_numbers(records: list[dict]) -> dict[str, str]:
     zero = alphas[0]
     for variant in VARIANTS:
         part = table[table["variant"] == variant]
-        out[f"tt_{variant}_a0_test"] = format_ci(mean_ci(_by_seed(part, "test_accuracy", zero)))
+        out[f"tt_{variant}_a0_test"] = format_ci(
+            mean_ci(_by_seed(part, "test_accuracy", zero), bounds=RATE)
+        )
         out[f"tt_{variant}_a0_loss"] = f"{mean_ci(_by_seed(part, 'final_loss', zero))['mean']:.3g}"
         out[f"tt_{variant}_a0_soft_original"] = (
             f"{mean_ci(_by_seed(part, 'soft_loss_original_teacher', zero))['mean']:.3g}"
@@ -838,8 +840,12 @@ def _teacher_numbers(records: list[dict]) -> dict[str, str]:
     else:
         keys = ("tt_teacher_change_mid", "tt_diff_mid", "tt_mid_decided", "tt_mid_reading")
         out |= {k: "n/a" for k in keys}
-    out["tt_teacher_before"] = format_ci(mean_ci(_by_seed(buggy, "teacher_val_before", zero)))
-    out["tt_teacher_after_a0"] = format_ci(mean_ci(_by_seed(buggy, "teacher_val_after", zero)))
+    out["tt_teacher_before"] = format_ci(
+        mean_ci(_by_seed(buggy, "teacher_val_before", zero), bounds=RATE)
+    )
+    out["tt_teacher_after_a0"] = format_ci(
+        mean_ci(_by_seed(buggy, "teacher_val_after", zero), bounds=RATE)
+    )
     return out
 
 
@@ -865,8 +871,12 @@ def _reused_numbers(records: list[dict], main_records: list[dict]) -> dict[str, 
         tag = f"a{alpha:g}".replace(".", "p")
         out[f"ru_diff_{tag}"] = _points(diffs[alpha])
         out[f"ru_verdict_{tag}"] = verdict(diffs[alpha])
-        out[f"ru_chain_{tag}"] = format_ci(mean_ci(_by_seed(chain, "test_accuracy", alpha)))
-        out[f"ru_fresh_{tag}"] = format_ci(mean_ci(_by_seed(main, "test_accuracy", alpha)))
+        out[f"ru_chain_{tag}"] = format_ci(
+            mean_ci(_by_seed(chain, "test_accuracy", alpha), bounds=RATE)
+        )
+        out[f"ru_fresh_{tag}"] = format_ci(
+            mean_ci(_by_seed(main, "test_accuracy", alpha), bounds=RATE)
+        )
     gaps = _by_seed(chain, "test_accuracy", alphas[0]) - _by_seed(main, "test_accuracy", alphas[0])
     out["ru_first_gap"] = f"{100 * gaps.abs().max():.2f}"
     chain_means = chain.groupby("alpha")["test_accuracy"].mean()
@@ -929,8 +939,8 @@ def comparison_table(study: dict[str, list[dict]], main_records: list[dict]) -> 
                 {
                     "bug": bug,
                     "α": alpha,
-                    "with the bug": format_ci(mean_ci(a)),
-                    "corrected": format_ci(mean_ci(b)),
+                    "with the bug": format_ci(mean_ci(a, bounds=RATE)),
+                    "corrected": format_ci(mean_ci(b, bounds=RATE)),
                     "difference (95% CI)": _points(d),
                     "verdict": verdict(d),
                 }
@@ -1004,8 +1014,9 @@ def curves(
     styles: dict | None = None,
     clamp: bool = True,
 ) -> plt.Axes:
-    """Mean over seeds of `value` against alpha, one line per `hue` level, 95% CI bars."""
-    s = summarize(table, [hue, "alpha"], value)
+    """Mean over seeds of `value` against alpha, one line per `hue` level, 95% CI bars
+    (`clamp`: a share, so the bars are cut to [0, 1])."""
+    s = summarize(table, [hue, "alpha"], value, bounds=RATE if clamp else None)
     for i, level in enumerate(dict.fromkeys(table[hue])):
         part = s[s[hue] == level]
         style = {"marker": "o", "ms": 4, "capsize": 3, "color": f"C{i}"} | (styles or {}).get(
@@ -1014,7 +1025,7 @@ def curves(
         ax.errorbar(
             part["alpha"],
             part["mean"],
-            yerr=part["half_width"].fillna(0),
+            yerr=error_bar(part.to_dict("records")),
             label=str(level),
             **style,
         )

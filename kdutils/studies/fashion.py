@@ -20,7 +20,7 @@ import pandas as pd
 from kdutils.data import DEBIAN_DATASETS_DIR, IDX_SHA256, load_dataset
 from kdutils.profiles import Profile
 from kdutils.results import budgets_table, portable, stored_record, write_json
-from kdutils.stats import mean_ci, paired_difference
+from kdutils.stats import RATE, mean_ci, paired_difference
 from kdutils.studies import sweeps
 
 TITLE = "Fashion-MNIST"
@@ -139,7 +139,8 @@ def by_seed(frame: pd.DataFrame, dataset: str, alpha: float, value="test_accurac
 def teacher_accuracy(records: list[dict]) -> dict:
     """`mean_ci` of the teachers' test accuracy, one value per seed."""
     return mean_ci(
-        list({r["config"]["seed"]: r["teacher_test_accuracy"] for r in records}.values())
+        list({r["config"]["seed"]: r["teacher_test_accuracy"] for r in records}.values()),
+        bounds=RATE,
     )
 
 

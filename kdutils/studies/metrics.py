@@ -26,7 +26,7 @@ from kdutils import metrics as base_metrics
 from kdutils.experiment import stored_test_logits, test_logits_path
 from kdutils.profiles import Profile, alpha_slug, same_config
 from kdutils.results import run_path, write_json
-from kdutils.stats import mean_ci, paired_difference
+from kdutils.stats import RATE, is_cut, mean_ci, paired_difference
 from kdutils.studies import sweeps
 
 TITLE = "Beyond accuracy: per-class metrics and calibration"
@@ -320,11 +320,15 @@ def by_model_seed(table: pd.DataFrame, model: str, value: str) -> pd.Series:
     return table[table["model"] == model].set_index("seed")[value].sort_index()
 
 
-def short_ci(values, percent: bool = True, digits: int = 2) -> str:
-    """'97.31 ± 0.12' (mean ± 95% CI half-width, in % when `percent`) for tables."""
-    s, scale = mean_ci(values), 100.0 if percent else 1.0
+def short_ci(values, percent: bool = True, digits: int = 2, bounds=None) -> str:
+    """'97.31 ± 0.12' (mean ± 95% CI half-width, in % when `percent`) for tables; an interval
+    cut at one of `bounds` (the values the score can take) as '99.95 [99.80, 100.00]'."""
+    s, scale = mean_ci(values, bounds=bounds), 100.0 if percent else 1.0
     if math.isnan(s["half_width"]):
         return f"{scale * s['mean']:.{digits}f}"
+    if is_cut(s):
+        low, high = scale * s["low"], scale * s["high"]
+        return f"{scale * s['mean']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
     return f"{scale * s['mean']:.{digits}f} ± {scale * s['half_width']:.{digits}f}"
 
 
@@ -335,6 +339,8 @@ SCORES = {
     "overconfidence": ("confidence − accuracy (points)", True),
     "nll": ("NLL (nats)", False),
 }
+# The values each score can take (NLL has no upper bound).
+BOUNDS = {"accuracy": RATE, "macro_f1": RATE, "ece": RATE, "overconfidence": (-1.0, 1.0)}
 
 
 def summary(records: list[dict]) -> pd.DataFrame:
@@ -345,7 +351,8 @@ def summary(records: list[dict]) -> pd.DataFrame:
     for model in [label(m) for m in models(records)]:
         row = {"model": model}
         for key, (name, percent) in SCORES.items():
-            row[name] = short_ci(by_model_seed(scores, model, key), percent, 2 if percent else 4)
+            values = by_model_seed(scores, model, key)
+            row[name] = short_ci(values, percent, 2 if percent else 4, BOUNDS.get(key))
         recall = classes[classes["model"] == model].groupby("class")["recall"].mean()
         row["lowest recall"] = f"class {recall.idxmin()}: {100 * recall.min():.2f}%"
         row["seeds"] = int((scores["model"] == model).sum())
@@ -436,10 +443,10 @@ def reliability(by_seed: dict) -> pd.DataFrame:
     for b in range(bins):
         seen = count[:, b] > 0
         row = {"bin": b, "low": b / bins, "high": (b + 1) / bins}
-        row["share"] = mean_ci(count[:, b] / count.sum(axis=1))
+        row["share"] = mean_ci(count[:, b] / count.sum(axis=1), bounds=RATE)
         row["drawn"] = bool(np.all(count[:, b] >= MIN_BIN_COUNT))
         if seen.any():
-            row["confidence"] = mean_ci(conf[seen, b] / count[seen, b])
-            row["accuracy"] = mean_ci(correct[seen, b] / count[seen, b])
+            row["confidence"] = mean_ci(conf[seen, b] / count[seen, b], bounds=RATE)
+            row["accuracy"] = mean_ci(correct[seen, b] / count[seen, b], bounds=RATE)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdutils.profiles import Profile, alpha_slug
-from kdutils.stats import format_ci, mean_ci, summarize
+from kdutils.stats import RATE, format_ci, mean_ci, summarize
 from kdutils.studies import sweeps
 from kdutils.studies import sweepstats as ss
 
@@ -102,8 +102,8 @@ def rate_numbers(entry: dict) -> dict:
     test = {a: ss.by_seed(table, a, "test_accuracy") for a in (0.0, best, 1.0)}
     out = {
         "best_alpha": best,
-        "teacher_test": mean_ci(_teacher(entry, "test_accuracy")),
-        "test": {a: mean_ci(v) for a, v in test.items()},
+        "teacher_test": mean_ci(_teacher(entry, "test_accuracy"), bounds=RATE),
+        "test": {a: mean_ci(v, bounds=RATE) for a, v in test.items()},
         "gain": ss.paired(test[best], test[1.0]),
         "flipped": int(records[0]["noisy_labels"]["flipped"]),
     }
@@ -112,11 +112,12 @@ def rate_numbers(entry: dict) -> dict:
         teacher = _teacher(entry, "recovery")
         mean = table.groupby("alpha")["recovery"].mean()
         out |= {
-            "recovery": {a: mean_ci(v) for a, v in rec.items()},
-            "teacher_recovery": mean_ci(teacher),
-            "teacher_memorisation": mean_ci(_teacher(entry, "memorisation")),
+            "recovery": {a: mean_ci(v, bounds=RATE) for a, v in rec.items()},
+            "teacher_recovery": mean_ci(teacher, bounds=RATE),
+            "teacher_memorisation": mean_ci(_teacher(entry, "memorisation"), bounds=RATE),
             "memorisation": {
-                a: mean_ci(ss.by_seed(table, a, "memorisation")) for a in (0.0, best, 1.0)
+                a: mean_ci(ss.by_seed(table, a, "memorisation"), bounds=RATE)
+                for a in (0.0, best, 1.0)
             },
             "rec_zero_vs_one": ss.paired(rec[0.0], rec[1.0]),
             "rec_best_vs_one": ss.paired(rec[best], rec[1.0]),

@@ -17,7 +17,7 @@ from kdutils.profiles import Profile, same_config
 from kdutils.report import best_alpha as _best_alpha
 from kdutils.report import diff_text
 from kdutils.results import budgets_table, read_json
-from kdutils.stats import mean_ci, paired_difference, summarize
+from kdutils.stats import RATE, error_bar, mean_ci, paired_difference, summarize
 from kdutils.studies import load_study, sweeps
 from kdutils.teacher import matches, teacher_paths
 
@@ -144,10 +144,11 @@ def curves(
     dodge: float = 0.006,
     style: str = "o-",
     first_colour: int = 0,
+    bounds: tuple[float, float] | None = RATE,
 ) -> list[str]:
-    """Mean of `value` over seeds against alpha with 95% CI bars, one line per `hue` level,
-    dodged sideways so the bars do not hide each other. Returns the colours used."""
-    summary = summarize(table.dropna(subset=[value]), [hue, "alpha"], value)
+    """Mean of `value` over seeds against alpha with 95% CI bars (cut to `bounds`), one line
+    per `hue` level, dodged sideways so the bars do not hide each other. Returns the colours."""
+    summary = summarize(table.dropna(subset=[value]), [hue, "alpha"], value, bounds=bounds)
     levels = sorted(summary[hue].unique())
     colours = []
     for i, level in enumerate(levels):
@@ -157,7 +158,7 @@ def curves(
         ax.errorbar(
             part["alpha"] + shift,
             part["mean"],
-            yerr=part["half_width"].fillna(0),
+            yerr=error_bar(part.to_dict("records")),
             fmt=style,
             ms=4,
             capsize=3,
@@ -178,8 +179,8 @@ def clamp(ax: plt.Axes, axis: str = "y", low: float = 0.0, high: float = 1.0) ->
 
 
 def band(ax: plt.Axes, values, colour: str, label: str | None = None, ls: str = ":") -> None:
-    """A horizontal line at the mean of `values` with its 95% CI as a band."""
-    s = mean_ci(np.asarray(values, dtype=float))
+    """A horizontal line at the mean of `values` (shares) with its 95% CI, cut to [0, 1]."""
+    s = mean_ci(np.asarray(values, dtype=float), bounds=RATE)
     ax.axhline(s["mean"], color=colour, ls=ls, lw=1.2, label=label)
     if not math.isnan(s["half_width"]):
         ax.axhspan(s["low"], s["high"], color=colour, alpha=0.12, lw=0)

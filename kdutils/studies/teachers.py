@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kdutils.profiles import Profile
-from kdutils.stats import mean_ci
+from kdutils.stats import RATE, mean_ci
 from kdutils.studies import sweeps
 from kdutils.studies import sweepstats as ss
 
@@ -111,9 +111,9 @@ def condition_numbers(entry: dict) -> dict:
         "best_alpha": best,
         "parameters": entry["teachers"][0]["parameters"],
         "epochs": entry["teachers"][0]["config"]["epochs"],
-        "teacher_val": mean_ci([t["val_accuracy"] for t in entry["teachers"]]),
-        "teacher_test": mean_ci([t["test_accuracy"] for t in entry["teachers"]]),
-        "test": {a: mean_ci(v) for a, v in test.items()},
+        "teacher_val": mean_ci([t["val_accuracy"] for t in entry["teachers"]], bounds=RATE),
+        "teacher_test": mean_ci([t["test_accuracy"] for t in entry["teachers"]], bounds=RATE),
+        "test": {a: mean_ci(v, bounds=RATE) for a, v in test.items()},
         "gain": ss.paired(test[best], test[1.0]),
         "zero_vs_one": ss.paired(test[0.0], test[1.0]),
         "student_minus_teacher": ss.paired(

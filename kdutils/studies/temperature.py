@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from kdutils.profiles import Profile
-from kdutils.stats import mean_ci, paired_difference
+from kdutils.stats import RATE, mean_ci, paired_difference
 from kdutils.studies import sweeps
 
 TITLE = "Temperature × α"
@@ -145,7 +145,7 @@ def best_pair(frame: pd.DataFrame) -> dict:
         "temperature": float(temperature),
         "alpha": float(alpha),
         "val_mean": float(val.max()),
-        "test": mean_ci(test.to_numpy()),
+        "test": mean_ci(test.to_numpy(), bounds=RATE),
     }
 
 
@@ -201,4 +201,4 @@ def summary(records: list[dict]) -> pd.DataFrame:
 def teacher_accuracy(study: dict[str, list[dict]]) -> dict:
     """`mean_ci` of the teachers' test accuracy, one value per seed (all T share them)."""
     by_seed = {r["config"]["seed"]: r["teacher_test_accuracy"] for rs in study.values() for r in rs}
-    return mean_ci(list(by_seed.values()))
+    return mean_ci(list(by_seed.values()), bounds=RATE)

@@ -26,7 +26,7 @@ import pandas as pd
 from kdutils.profiles import Profile, same_config
 from kdutils.repro import environment
 from kdutils.results import read_json, write_json
-from kdutils.stats import mean_ci
+from kdutils.stats import RATE, mean_ci
 
 TITLE = "Theory: the optimal α in linear regression"
 
@@ -283,7 +283,7 @@ def optimum_summary(records: list[dict]) -> pd.DataFrame:
     optima = np.array([r["optimal_alpha"] for r in records])
     rows = []
     for level, row in table.iterrows():
-        s = mean_ci(optima[:, level])
+        s = mean_ci(optima[:, level], bounds=RATE)  # an optimal α lies in [0, 1]
         rows.append(
             {
                 "noise_var": row["noise_var"],
@@ -309,7 +309,7 @@ def risk_summary(records: list[dict], noise_var: float) -> pd.DataFrame:
     risks = np.array([r["risk"][level] for r in records])
     rows = []
     for j, alpha in enumerate(config["alphas"]):
-        s = mean_ci(risks[:, j])
+        s = mean_ci(risks[:, j], bounds=(0.0, np.inf))  # a risk is never negative
         rows.append(
             {
                 "alpha": alpha,
