@@ -131,7 +131,7 @@ def test_bounded_intervals_are_cut_to_their_bounds_and_keep_their_coverage():
     assert bars[:, 0] == pytest.approx([cut["mean"] - cut["low"], 1.0 - cut["mean"]])
     assert bars[:, 1].tolist() == [0.0, 0.0]
     correlation = stats.mean_ci([0.99, 0.98, 0.7], bounds=stats.CORRELATION)
-    assert -1.0 <= correlation["low"] and correlation["high"] == 1.0
+    assert correlation["low"] >= -1.0 and correlation["high"] == 1.0
     # The true mean lies in the bounds, so cutting never drops it: equal coverage.
     rng = np.random.default_rng(0)
     draws = np.clip(rng.normal(0.97, 0.03, size=(2000, 4)), 0, 1)
