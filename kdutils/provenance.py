@@ -9,6 +9,7 @@ appendix notebooks only glue and show them. Nothing here trains or measures anyt
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -242,21 +243,26 @@ def timing_summary(profile: Profile, directory: Path, pages: Path = PAGES) -> di
         ),
         "pages": f"{len(done)} of {len(profile.alphas)}",
         "pages_seconds": format_duration(_total(done)),
-        "sweep_seconds": sweep_wall_time(directory),
-    }
+    } | sweep_wall_time(directory)
 
 
-def sweep_wall_time(directory: Path) -> str:
-    """Total wall time of the sweep invocations logged in `sweep.json`, e.g. '17 min 40 s in
-    1 invocation, started 2026-11-26T18:42:09+00:00'; 'not run yet' without a log."""
+def sweep_wall_time(directory: Path) -> dict[str, str]:
+    """The sweep invocations logged in `sweep.json`: `sweep_seconds`, their total wall time
+    ('17 min 40 s'), `sweep_invocations`, how many, and `sweep_longest_started`, when the
+    longest began ('2026-11-26 18:42 UTC'). Each is 'not run yet' without a log."""
     log = read_json(Path(directory) / "sweep.json")
     sessions = (log or {}).get("sessions", [])
     if not sessions:
-        return NOT_RUN
-    total = format_duration(sum(s["seconds"] for s in sessions))
-    count = f"{len(sessions)} invocation{'s' * (len(sessions) != 1)}"
+        return dict.fromkeys(
+            ("sweep_seconds", "sweep_invocations", "sweep_longest_started"), NOT_RUN
+        )
     longest = max(sessions, key=lambda s: s["seconds"])
-    return f"{total} in {count}, the longest started {longest['started']}"
+    started = datetime.fromisoformat(longest["started"]).astimezone(timezone.utc)
+    return {
+        "sweep_seconds": format_duration(sum(s["seconds"] for s in sessions)),
+        "sweep_invocations": str(len(sessions)),
+        "sweep_longest_started": started.strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def teacher_times(profile: Profile, directory: Path) -> pd.DataFrame:

@@ -222,6 +222,8 @@ def test_timing_summary(stored):
         "pages": "1 of 3",
         "pages_seconds": "2 min 05 s",
         "sweep_seconds": NOT_RUN,
+        "sweep_invocations": NOT_RUN,
+        "sweep_longest_started": NOT_RUN,
     }
     write_json(
         directory / "sweep.json",
@@ -232,9 +234,9 @@ def test_timing_summary(stored):
             ]
         },
     )
-    assert provenance.timing_summary(PROFILE, directory, pages)["sweep_seconds"] == (
-        "16 min 45 s in 2 invocations, the longest started 2026-01-01T10:00:00+00:00"
-    )
+    summary = provenance.timing_summary(PROFILE, directory, pages)
+    assert summary["sweep_seconds"] == "16 min 45 s" and summary["sweep_invocations"] == "2"
+    assert summary["sweep_longest_started"] == "2026-01-01 10:00 UTC"
     empty = provenance.timing_summary(PROFILE, directory.parent / "nothing", pages.parent / "x")
     assert empty["runs"] == "0 of 6" and empty["teachers"] == "0 of 1"
     assert empty["machine"] == empty["versions"] == NOT_RUN

@@ -40,6 +40,11 @@ from kdutils.profiles import (
     config_key,
     same_config,
 )
+from kdutils.reportmetric import (  # bug 1, also used outside the audit
+    REPORT_BATCH_SIZE,
+    categorical_scores,
+    perfect_scores,
+)
 from kdutils.repro import environment, set_seed
 from kdutils.results import budgets_table, epoch_records, read_json, write_json
 from kdutils.stats import RATE, error_bar, format_ci, mean_ci, paired_difference, summarize
@@ -87,10 +92,6 @@ SETTINGS = {
         "compounded": {"alphas": ALPHAS, "train_size": None, "epochs": 20},
     },
 }
-
-# The report's notebook trained and evaluated with batch 32: CategoricalAccuracy on integer
-# labels depends on the batch (`explained`).
-REPORT_BATCH_SIZE = 32
 
 # The order in which the reused student visits the alphas: ascending, 0 to 1.
 ORDER = "ascending"
@@ -184,90 +185,6 @@ def is_done(profile: Profile, condition: str, directory: Path) -> bool:
 
 
 # --- bug 1: CategoricalAccuracy on integer labels -------------------------------------------
-
-
-def perfect_logits(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
-    """Logits of a perfect model: all the softmax mass on the true class."""
-    return 100.0 * np.eye(num_classes, dtype="float32")[labels]
-
-
-def keras_metric(metric: keras.metrics.Metric, labels, logits, batch_size: int | None) -> float:
-    """`metric` accumulated over batches of `batch_size` (None: one batch), as in `evaluate`."""
-    n = len(labels)
-    step = batch_size or n
-    metric.reset_state()
-    for i in range(0, n, step):
-        metric.update_state(labels[i : i + step], logits[i : i + step])
-    return float(metric.result())
-
-
-def explained(predicted: np.ndarray, labels: np.ndarray, batch_size: int | None, column: bool):
-    """What CategoricalAccuracy computes from integer labels, in NumPy.
-
-    It takes the argmax of the labels along their last axis as the "true class". For labels of
-    shape (B,) that axis is the batch: the position k of the batch's first largest label. For
-    (B, 1) it is always 0. It then counts the predictions equal to it.
-    """
-    step = batch_size or len(labels)
-    hits = 0
-    for i in range(0, len(labels), step):
-        batch = labels[i : i + step]
-        target = 0 if column else int(np.argmax(batch))
-        hits += int(np.sum(predicted[i : i + step] == target))
-    return hits / len(labels)
-
-
-def categorical_scores(logits: np.ndarray, labels: np.ndarray, batch_size: int) -> dict:
-    """True accuracy; CategoricalAccuracy on integer labels of shape (N,) and (N, 1), in
-    batches of `batch_size` as `evaluate` feeds it and in one batch; and its NumPy explanation.
-    """
-    cat = keras.metrics.CategoricalAccuracy()
-    predicted = np.argmax(logits, axis=-1)
-    return {
-        "sparse": metrics.accuracy(logits, labels),
-        "flat": keras_metric(cat, labels, logits, batch_size),
-        "column": keras_metric(cat, labels[:, None], logits, batch_size),
-        "flat_whole": keras_metric(cat, labels, logits, None),
-        "explained_flat": explained(predicted, labels, batch_size, column=False),
-        "explained_column": explained(predicted, labels, batch_size, column=True),
-        "explained_flat_whole": explained(predicted, labels, None, column=False),
-        "batch_size": batch_size,
-        "share_of_class_0": float(np.mean(predicted == 0)),
-    }
-
-
-def perfect_scores(labels: np.ndarray, batch_size: int) -> dict:
-    """`categorical_scores` of a perfect model, the number of batches on which Keras gives it
-    exactly 0, and the first such batch."""
-    key = (hash(labels.tobytes()), batch_size)
-    if key in _PERFECT:
-        return _PERFECT[key]
-    logits = perfect_logits(labels)
-    cat = keras.metrics.CategoricalAccuracy()
-    starts = range(0, len(labels), batch_size)
-    per_batch = [
-        keras_metric(cat, labels[i : i + batch_size], logits[i : i + batch_size], None)
-        for i in starts
-    ]
-    zeros = [j for j, v in enumerate(per_batch) if v == 0.0]
-    out = categorical_scores(logits, labels, batch_size) | {
-        "batches": len(per_batch),
-        "zero_batches": len(zeros),
-    }
-    if zeros:
-        batch = labels[zeros[0] * batch_size : (zeros[0] + 1) * batch_size]
-        out["zero_batch"] = {
-            "index": zeros[0],
-            "labels": batch.tolist(),
-            "argmax": int(np.argmax(batch)),
-            "score": per_batch[zeros[0]],
-            "sparse": metrics.accuracy(perfect_logits(batch), batch),
-        }
-    _PERFECT[key] = out
-    return out
-
-
-_PERFECT: dict = {}
 
 
 # --- bug 2: the teacher left trainable --------------------------------------------------------
@@ -770,82 +687,106 @@ def _categorical_numbers(records: list[dict], main_records: list[dict]) -> dict[
     }
 
 
-def _teacher_numbers(records: list[dict]) -> dict[str, str]:
+def teacher_differences(records: list[dict]) -> dict[float, dict]:
+    """Per alpha: test accuracy with the trainable-teacher bug minus without it, paired by
+    seed (`paired_difference`). The chapter's verdicts on this bug are checked against it."""
     table = teacher_table(records)
-    buggy = table[table["variant"] == "buggy"]
-    bug_records = [r for r in records if r["config"]["variant"] == "buggy"]
-    first = bug_records[0]
-    alphas = sorted(table["alpha"].unique())
-    out = {
-        "tt_train_size": _count(first["config"]["train_size"]),
-        "tt_epochs": str(first["config"]["epochs"]),
-        "tt_val_images": f"{first['config']['teacher_val_images']:,}",
-        "tt_alphas": ", ".join(f"{a:g}" for a in alphas),
-        "tt_tensors": str(first["trainable_weights"]["tensors"]),
-        "tt_parameters": f"{first['trainable_weights']['parameters']:,}",
-        "tt_seconds": f"{np.mean([r['train_seconds'] for r in bug_records]):.0f}",
-    }
-    for alpha in (alphas[0], alphas[-1]):
-        tag = f"a{alpha:g}".replace(".", "p")
-        drift = mean_ci(_by_seed(buggy, "teacher_drift", alpha))
-        out[f"tt_drift_{tag}"] = format_ci(drift, percent=False, digits=3)
-        out[f"tt_drift_max_{tag}"] = f"{_by_seed(buggy, 'teacher_drift', alpha).max():.3g}"
-    out["tt_drift_range"] = (
-        f"{buggy.groupby('alpha')['teacher_drift'].mean().loc[lambda s: s > 0].min():.3f} to "
-        f"{buggy.groupby('alpha')['teacher_drift'].mean().max():.3f}"
-    )
-    for alpha in alphas:
-        tag = f"a{alpha:g}".replace(".", "p")
-        diff = _paired(
+    return {
+        alpha: _paired(
             _by_seed(table, "test_accuracy", alpha, variant="buggy"),
             _by_seed(table, "test_accuracy", alpha, variant="corrected"),
         )
-        out[f"tt_diff_{tag}"] = _points(diff)
-        out[f"tt_verdict_{tag}"] = verdict(diff)
+        for alpha in sorted(table["alpha"].unique())
+    }
+
+
+def _teacher_numbers(records: list[dict]) -> dict[str, str]:
+    bug_records = [r for r in records if r["config"]["variant"] == "buggy"]
+    first = bug_records[0]
+    return (
+        {
+            "tt_train_size": _count(first["config"]["train_size"]),
+            "tt_epochs": str(first["config"]["epochs"]),
+            "tt_val_images": f"{first['config']['teacher_val_images']:,}",
+            "tt_tensors": str(first["trainable_weights"]["tensors"]),
+            "tt_parameters": f"{first['trainable_weights']['parameters']:,}",
+            "tt_seconds": f"{np.mean([r['train_seconds'] for r in bug_records]):.0f}",
+        }
+        | _teacher_alpha_numbers(records)
+        | _teacher_mid_numbers(records)
+    )
+
+
+def _teacher_alpha_numbers(records: list[dict]) -> dict[str, str]:
+    """The trainable teacher's drift, its accuracy and the student's, per alpha."""
+    table = teacher_table(records)
+    buggy = table[table["variant"] == "buggy"]
+    alphas = sorted(table["alpha"].unique())
+    zero, drift = alphas[0], buggy.groupby("alpha")["teacher_drift"].mean()
+    out = {
+        "tt_alphas": ", ".join(f"{a:g}" for a in alphas),
+        "tt_drift_range": f"{drift.loc[drift > 0].min():.3f} to {drift.max():.3f}",
+    }
+    for alpha in (zero, alphas[-1]):
+        tag = _tag(alpha)
+        drift = mean_ci(_by_seed(buggy, "teacher_drift", alpha))
+        out[f"tt_drift_{tag}"] = format_ci(drift, percent=False, digits=3)
+        out[f"tt_drift_max_{tag}"] = f"{_by_seed(buggy, 'teacher_drift', alpha).max():.3g}"
+    for alpha, diff in teacher_differences(records).items():
+        out[f"tt_diff_{_tag(alpha)}"] = _points(diff)
         change = mean_ci(_by_seed(buggy, "teacher_val_change", alpha))
-        out[f"tt_teacher_change_{tag}"] = _points(change)
-    zero = alphas[0]
+        out[f"tt_teacher_change_{_tag(alpha)}"] = _points(change)
     for variant in VARIANTS:
         part = table[table["variant"] == variant]
-        out[f"tt_{variant}_a0_test"] = format_ci(
-            mean_ci(_by_seed(part, "test_accuracy", zero), bounds=RATE)
-        )
-        out[f"tt_{variant}_a0_loss"] = f"{mean_ci(_by_seed(part, 'final_loss', zero))['mean']:.3g}"
-        out[f"tt_{variant}_a0_soft_original"] = (
-            f"{mean_ci(_by_seed(part, 'soft_loss_original_teacher', zero))['mean']:.3g}"
-        )
-    mid = [a for a in alphas if 0 < a < 1]
-    out["tt_mid_alphas"] = ", ".join(f"{a:g}" for a in mid) or "none"
-    if mid:
-        change = buggy[buggy["alpha"].isin(mid)].groupby("alpha")["teacher_val_change"].mean()
-        out["tt_teacher_change_mid"] = (
-            f"{100 * change.min():+.2f} to {100 * change.max():+.2f} points"
-        )
-        diffs = [
-            _paired(
-                _by_seed(table, "test_accuracy", a, variant="buggy"),
-                _by_seed(table, "test_accuracy", a, variant="corrected"),
-            )
-            for a in mid
-        ]
-        means = [100 * d["mean"] for d in diffs]
-        out["tt_diff_mid"] = f"{min(means):+.2f} to {max(means):+.2f} points"
-        decided = sum(verdict(d) != "not distinguishable from" for d in diffs)
-        out["tt_mid_decided"] = f"{decided} of {len(mid)}"
-        out["tt_mid_reading"] = (
-            "leaves the rest within seed-to-seed noise"
-            if decided == 0
-            else f"also moves it beyond seed-to-seed noise at {decided} of {len(mid)} other α"
-        )
-    else:
-        keys = ("tt_teacher_change_mid", "tt_diff_mid", "tt_mid_decided", "tt_mid_reading")
-        out |= {k: "n/a" for k in keys}
-    out["tt_teacher_before"] = format_ci(
-        mean_ci(_by_seed(buggy, "teacher_val_before", zero), bounds=RATE)
-    )
-    out["tt_teacher_after_a0"] = format_ci(
-        mean_ci(_by_seed(buggy, "teacher_val_after", zero), bounds=RATE)
-    )
+        test = mean_ci(_by_seed(part, "test_accuracy", zero), bounds=RATE)
+        out[f"tt_{variant}_a0_test"] = format_ci(test)
+        out[f"tt_{variant}_a0_loss"] = f"{_by_seed(part, 'final_loss', zero).mean():.3g}"
+        soft = _by_seed(part, "soft_loss_original_teacher", zero).mean()
+        out[f"tt_{variant}_a0_soft_original"] = f"{soft:.3g}"
+    for key, value in (("before", "teacher_val_before"), ("after_a0", "teacher_val_after")):
+        accuracy = mean_ci(_by_seed(buggy, value, zero), bounds=RATE)
+        out[f"tt_teacher_{key}"] = format_ci(accuracy)
+    return out
+
+
+def _teacher_mid_numbers(records: list[dict]) -> dict[str, str]:
+    """The trainable-teacher bug at the alphas strictly between 0 and 1."""
+    table = teacher_table(records)
+    buggy = table[table["variant"] == "buggy"]
+    mid = {a: d for a, d in teacher_differences(records).items() if 0 < a < 1}
+    if not mid:
+        keys = ("tt_teacher_change_mid", "tt_diff_mid", "tt_mid_decided")
+        return {"tt_mid_alphas": "none"} | {k: "n/a" for k in keys}
+    change = buggy[buggy["alpha"].isin(mid)].groupby("alpha")["teacher_val_change"].mean()
+    means = [100 * d["mean"] for d in mid.values()]
+    decided = sum(verdict(d) != "not distinguishable from" for d in mid.values())
+    return {
+        "tt_mid_alphas": ", ".join(f"{a:g}" for a in mid),
+        "tt_teacher_change_mid": f"{100 * change.min():+.2f} to {100 * change.max():+.2f} points",
+        "tt_diff_mid": f"{min(means):+.2f} to {max(means):+.2f} points",
+        "tt_mid_decided": f"{decided} of {len(mid)}",
+    }
+
+
+def _tag(alpha: float) -> str:
+    """'a0', 'a0p5', 'a1': an alpha in a glue name."""
+    return f"a{alpha:g}".replace(".", "p")
+
+
+def reused_differences(records: list[dict], main_records: list[dict]) -> dict[str, dict]:
+    """The reused-student bug, paired by seed: per alpha (its `f"{alpha:g}"`) the chained
+    student minus a new one, and `rise_chain` / `rise_fresh`, each curve's second alpha minus
+    its first. The chapter's verdicts on this bug are checked against it."""
+    chain = reused_table(records)
+    main = main_table(main_records, records[0]["config"]["epochs"])
+    alphas = records[0]["config"]["alphas"]
+    out = {
+        f"{a:g}": _paired(_by_seed(chain, "test_accuracy", a), _by_seed(main, "test_accuracy", a))
+        for a in alphas
+    }
+    for name, table in (("chain", chain), ("fresh", main)):
+        second, first = (_by_seed(table, "test_accuracy", a) for a in alphas[:2])
+        out[f"rise_{name}"] = _paired(second, first)
     return out
 
 
@@ -854,55 +795,34 @@ def _reused_numbers(records: list[dict], main_records: list[dict]) -> dict[str, 
     epochs = records[0]["config"]["epochs"]
     main = main_table(main_records, epochs)
     alphas = records[0]["config"]["alphas"]
+    diffs = reused_differences(records, main_records)
     out = {
         "ru_epochs": str(epochs),
         "ru_links": str(len(alphas)),
         "ru_total_epochs": str(epochs * len(alphas)),
         "ru_first": f"{alphas[0]:g}",
+        "ru_second": f"{alphas[1]:g}",
         "ru_last": f"{alphas[-1]:g}",
         "ru_last_epochs_before": str(epochs * (len(alphas) - 1)),
+        "ru_rise_chain": _points(diffs["rise_chain"]),
+        "ru_rise_fresh": _points(diffs["rise_fresh"]),
     }
-    diffs = {}
-    for alpha in alphas:
-        diffs[alpha] = _paired(
-            _by_seed(chain, "test_accuracy", alpha), _by_seed(main, "test_accuracy", alpha)
-        )
     for alpha in (alphas[0], alphas[-1]):
-        tag = f"a{alpha:g}".replace(".", "p")
-        out[f"ru_diff_{tag}"] = _points(diffs[alpha])
-        out[f"ru_verdict_{tag}"] = verdict(diffs[alpha])
-        out[f"ru_chain_{tag}"] = format_ci(
-            mean_ci(_by_seed(chain, "test_accuracy", alpha), bounds=RATE)
-        )
-        out[f"ru_fresh_{tag}"] = format_ci(
-            mean_ci(_by_seed(main, "test_accuracy", alpha), bounds=RATE)
-        )
+        out[f"ru_diff_{_tag(alpha)}"] = _points(diffs[f"{alpha:g}"])
+        for name, table in (("chain", chain), ("fresh", main)):
+            accuracy = mean_ci(_by_seed(table, "test_accuracy", alpha), bounds=RATE)
+            out[f"ru_{name}_{_tag(alpha)}"] = format_ci(accuracy)
     gaps = _by_seed(chain, "test_accuracy", alphas[0]) - _by_seed(main, "test_accuracy", alphas[0])
     out["ru_first_gap"] = f"{100 * gaps.abs().max():.2f}"
     chain_means = chain.groupby("alpha")["test_accuracy"].mean()
     fresh_means = main.groupby("alpha")["test_accuracy"].mean().reindex(chain_means.index)
     out["ru_chain_range"] = _points_plain(chain_means.max() - chain_means.min())
     out["ru_fresh_range"] = _points_plain(fresh_means.max() - fresh_means.min())
-    later = [diffs[a] for a in alphas[1:]]
+    later = [diffs[f"{a:g}"] for a in alphas[1:]]
     means = [100 * d["mean"] for d in later]
     out["ru_diff_later"] = f"{min(means):+.2f} to {max(means):+.2f} points"
     decided = sum(verdict(d) == "higher than" for d in later)
     out["ru_later_higher"] = f"{decided} of {len(later)}"
-    second = alphas[1]
-    out["ru_second"] = f"{second:g}"
-    for name, table in (("chain", chain), ("fresh", main)):
-        rise = _paired(
-            _by_seed(table, "test_accuracy", second), _by_seed(table, "test_accuracy", alphas[0])
-        )
-        out[f"ru_rise_{name}"] = _points(rise)
-        out[f"ru_rise_{name}_verdict"] = verdict(rise)
-    spurious = out["ru_rise_chain_verdict"] == "higher than" != out["ru_rise_fresh_verdict"]
-    out["ru_rise_reading"] = (
-        ": a reader of the reused curve would credit a little hard-label weight with a gain "
-        "that new students do not show"
-        if spurious
-        else ""
-    )
     return out
 
 
