@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from kdutils import reportmetric
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.models import report_cnn
 from kdutils.profiles import get_profile
@@ -27,16 +28,16 @@ def tiny(name: str) -> keras.Model:
 
 def test_perfect_model_scores_zero_on_a_batch_whose_largest_label_sits_past_position_9():
     labels = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 9, 3, 9], dtype="int32")
-    perfect = audit.perfect_logits(labels)
+    perfect = reportmetric.perfect_logits(labels)
     assert np.all(np.argmax(perfect, axis=-1) == labels)
     cat = keras.metrics.CategoricalAccuracy()
     # The first 9 is at position 11: no class equals 11, so no prediction can "match".
-    assert audit.keras_metric(cat, labels, perfect, None) == 0.0
+    assert reportmetric.keras_metric(cat, labels, perfect, None) == 0.0
     # With a column of labels the "true class" is always 0: the share of predicted 0s.
-    assert audit.keras_metric(cat, labels[:, None], perfect, None) == pytest.approx(2 / 14)
+    assert reportmetric.keras_metric(cat, labels[:, None], perfect, None) == pytest.approx(2 / 14)
     sparse = keras.metrics.SparseCategoricalAccuracy()
-    assert audit.keras_metric(sparse, labels, perfect, None) == 1.0
-    scores = audit.perfect_scores(labels, batch_size=7)
+    assert reportmetric.keras_metric(sparse, labels, perfect, None) == 1.0
+    scores = reportmetric.perfect_scores(labels, batch_size=7)
     assert scores["sparse"] == 1.0
     assert scores["zero_batches"] == 1  # the second batch, [7, 8, 0, 1, 9, 3, 9]: argmax 4
     assert scores["zero_batch"]["index"] == 1
@@ -47,7 +48,7 @@ def test_perfect_model_scores_zero_on_a_batch_whose_largest_label_sits_past_posi
 def test_numpy_explanation_matches_keras(batch_size):
     labels = RNG.integers(0, 10, size=200).astype("int32")
     logits = RNG.normal(size=(200, 10)).astype("float32")
-    scores = audit.categorical_scores(logits, labels, batch_size or 200)
+    scores = reportmetric.categorical_scores(logits, labels, batch_size or 200)
     assert scores["flat"] == pytest.approx(scores["explained_flat"], abs=1e-6)
     assert scores["column"] == pytest.approx(scores["explained_column"], abs=1e-6)
     assert scores["column"] == pytest.approx(scores["share_of_class_0"], abs=1e-6)
@@ -174,11 +175,11 @@ def test_settings_configs_and_resume(tmp_path, monkeypatch):
 def _fake_study(seeds=(0, 1, 2)):
     """Records with the fields the chapter reads (synthetic numbers, for the plumbing only)."""
     labels = RNG.integers(0, 10, size=300).astype("int32")
-    perfect = audit.perfect_scores(labels, 64)
+    perfect = reportmetric.perfect_scores(labels, 64)
     cat, tt, ru, main = [], [], [], []
     for seed in seeds:
         for alpha in (0.0, 0.5, 1.0):
-            scores = audit.categorical_scores(RNG.normal(size=(300, 10)), labels, 64)
+            scores = reportmetric.categorical_scores(RNG.normal(size=(300, 10)), labels, 64)
             config = {"alpha": alpha, "seed": seed, "epochs": 2, "condition": "x"}
             cat.append({"config": config, "test_accuracy": 0.9 + seed / 100, "categorical": scores})
             cat[-1]["perfect"] = perfect
@@ -230,6 +231,14 @@ def test_numbers_and_figures_from_records():
     out = audit.numbers(study, main, get_profile("default"))
     assert out["ru_first_gap"] == "0.00"
     assert out["ru_diff_a1"].startswith("+2.00 points")
+    # Each curve's second alpha minus its first: the chain gains a point per link, new
+    # students nothing.
+    assert out["ru_rise_chain"].startswith("+1.00 points")
+    assert out["ru_rise_fresh"].startswith("+0.00 points")
+    diffs = audit.reused_differences(study["reused_student"], main)
+    assert set(diffs) == {"0", "0.5", "1", "rise_chain", "rise_fresh"}
+    assert audit.verdict(diffs["rise_chain"]) == "higher than"
+    assert set(audit.teacher_differences(study["trainable_teacher"])) == {0.0, 0.5, 1.0}
     assert out["tt_drift_a1"].startswith("0.000")
     assert out["cat_main_gap"] == "0.00 points"
     assert out["perfect_sparse"] == "100.00%"
@@ -255,7 +264,7 @@ def test_compounded_chain_carries_one_student_and_one_trainable_teacher(tmp_path
     directory = tmp_path / "smoke" / "studies" / "audit" / "compounded"
     (record,) = audit.run(profile, "compounded", directory)
     config = record["config"]
-    assert config["batch_size"] == audit.REPORT_BATCH_SIZE == 32
+    assert config["batch_size"] == reportmetric.REPORT_BATCH_SIZE == 32
     assert config["metric"] == "CategoricalAccuracy" and config["alphas"] == [0.0, 1.0]
     first, last = record["links"]
     assert first["teacher_drift"] > 0  # alpha = 0 trains the teacher too

@@ -785,7 +785,7 @@ def reused_differences(records: list[dict], main_records: list[dict]) -> dict[st
         for a in alphas
     }
     for name, table in (("chain", chain), ("fresh", main)):
-        second, first = (_by_seed(table, "test_accuracy", a) for a in alphas[:2])
+        first, second = (_by_seed(table, "test_accuracy", a) for a in alphas[:2])
         out[f"rise_{name}"] = _paired(second, first)
     return out
 
