@@ -345,11 +345,10 @@ def run_trainable_teacher(profile: Profile, config: dict, directory: Path, data:
             student, teacher, config["alpha"], config["temperature"], config["learning_rate"]
         )
         start = time.perf_counter()
-        history = distiller.fit(
+        fit = distiller.fit(
             x, y, batch_size=config["batch_size"], epochs=config["epochs"], verbose=0
-        ).history
-        seconds = time.perf_counter() - start
-        history = epoch_records(history)
+        )
+        seconds, history = time.perf_counter() - start, epoch_records(fit.history)
         after = [np.array(w) for w in teacher.get_weights()]
         drift = relative_change(before, after)
         record["teacher_drift"] = drift
