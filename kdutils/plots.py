@@ -164,7 +164,7 @@ def accuracy_vs_alpha(
             label=f"{level:g}",
         )
     for j, (label, s) in enumerate((references or {}).items()):
-        color = f"C{len(levels) + j}"
+        color = ("black", "dimgray", "darkgray")[j % 3]  # apart from every budget's colour
         ax.axhline(s["mean"], color=color, ls=":", label=label)
         if not np.isnan(s["half_width"]):
             ax.axhspan(s["low"], s["high"], color=color, alpha=0.15)
