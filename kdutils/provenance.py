@@ -131,11 +131,11 @@ def _comparison(index: str, values: dict[str, tuple[str | None, str | None]]) ->
     ]
 
 
-def versions_table(now: dict, recorded: list[dict], profile_name: str) -> tuple[pd.DataFrame, str]:
-    """Package versions now next to those in the results, and a one-sentence verdict.
+def versions_table(now: dict, recorded: list[dict]) -> pd.DataFrame:
+    """Package versions now next to those in the results.
 
-    The table is indexed by package, with columns 'now', 'in the results' (all distinct
-    recorded versions) and 'same'; a missing value is shown as '—'.
+    Indexed by package, with columns 'now', 'in the results' (all distinct recorded versions)
+    and 'same' ('yes', 'no', 'not installed now' or 'not recorded'); a missing value is '—'.
     """
     installed = now.get("versions", {})
     then = [env.get("versions", {}) for env in recorded]
@@ -143,25 +143,12 @@ def versions_table(now: dict, recorded: list[dict], profile_name: str) -> tuple[
     rows = _comparison(
         "package", {name: (installed.get(name), distinct_values(then, name)) for name in packages}
     )
-    differ = [row for row in rows if row["same"] in ("no", "not installed now")]
-    if not recorded:
-        verdict = f"There are no results of the {profile_name} profile yet, so nothing to compare."
-    elif not differ:
-        verdict = "Every package version recorded in the results is the version installed now."
-    else:
-        listed = ", ".join(
-            f"{row['package']} (results {row['in the results']}, "
-            f"now {row['now'] or 'not installed'})"
-            for row in differ
-        )
-        verdict = f"Some packages differ from those recorded in the results: {listed}."
     table = pd.DataFrame(rows, columns=["package", "now", "in the results", "same"])
-    return table.set_index("package").fillna(MISSING), verdict
+    return table.set_index("package").fillna(MISSING)
 
 
-def setup_table(now: dict, recorded: list[dict], profile_name: str) -> tuple[pd.DataFrame, str]:
-    """Keras backend, Python, machine and git commit now and in the results, and a verdict
-    on the git commit(s) the results were computed from (see `commit_verdict`)."""
+def setup_table(now: dict, recorded: list[dict]) -> pd.DataFrame:
+    """Keras backend, Python, machine and git commit now and in the results."""
     rows = _comparison(
         "",
         {
@@ -169,39 +156,7 @@ def setup_table(now: dict, recorded: list[dict], profile_name: str) -> tuple[pd.
             for label, key in SETUP_FIELDS.items()
         },
     )
-    table = pd.DataFrame(rows).set_index("")
-    return table.fillna(MISSING), commit_verdict(now.get("git_commit"), recorded, profile_name)
-
-
-def commit_verdict(now_commit: str | None, recorded: list[dict], profile_name: str) -> str:
-    """One sentence: were the results computed from the commit this book is built from?"""
-    commits = sorted({env["git_commit"] for env in recorded if env.get("git_commit")})
-    unrecorded = sum(1 for env in recorded if not env.get("git_commit"))
-    if not recorded:
-        return f"There are no results of the {profile_name} profile yet."
-    if not commits:
-        return (
-            "The results do not record a git commit: they were computed outside a git "
-            "checkout, or git could not be run."
-        )
-    some = (
-        f" {unrecorded} of the {len(recorded)} results files record no commit."
-        if unrecorded
-        else ""
-    )
-    if commits == [now_commit]:
-        return f"The results were computed from the commit this book is built from.{some}"
-    listed = ", ".join(c[:12] for c in commits)
-    if now_commit is None:
-        return (
-            f"The results were computed from commit(s) {listed}; this book is not built "
-            f"from a git checkout, so the two cannot be compared.{some}"
-        )
-    return (
-        f"The results were computed from commit(s) {listed}, and this book is built "
-        f"from {now_commit[:12]}. `git diff` between them shows whether the code that "
-        f"trains the students has changed.{some}"
-    )
+    return pd.DataFrame(rows).set_index("").fillna(MISSING)
 
 
 def _total(values: list[float]) -> float | None:

@@ -123,13 +123,6 @@ def gain_text(summary: dict, best: float) -> str:
     return "none: the best α is 1 itself" if best == 1.0 else diff_text(summary)
 
 
-def verdict(summary: dict) -> str:
-    """'higher than', 'lower than' or 'not distinguishable from', for a paired difference."""
-    if not significant(summary):
-        return "not distinguishable from"
-    return "higher than" if summary["mean"] > 0 else "lower than"
-
-
 def seconds(entries, key: str) -> str:
     """Total training seconds of the `key` records ("records" or "teachers") of `entries`."""
     return f"{sum(r['train_seconds'] for e in entries for r in e[key]):.0f}"
