@@ -124,7 +124,7 @@ def comparison_table(records: list[dict], teacher: dict, n_test: int | None = No
 
 
 # The smallest effect of interest: differences of test accuracy within ±0.3 points count as
-# no difference. Declared in book/hypothesis.md, before any result is shown.
+# no difference. Declared in notebooks/hypothesis.md, before any result is shown.
 DELTA = 0.003
 LEVEL = 0.05
 POWER = 0.8
