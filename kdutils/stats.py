@@ -56,18 +56,26 @@ def error_bar(summaries, scale: float = 1.0) -> np.ndarray:
     return np.nan_to_num(scale * np.array([below, above], dtype=float))
 
 
+def interval_text(summary: dict, scale: float = 100.0, digits: int = 2, unit: str = "") -> str:
+    """'97.31 ± 0.12' from a `mean_ci` result; a cut interval as '99.95 [99.80, 100.00]';
+    the mean alone when there is no interval."""
+    mean = f"{summary['mean'] * scale:.{digits}f}{unit}"
+    if math.isnan(summary["half_width"]):
+        return mean
+    if is_cut(summary):
+        low, high = summary["low"] * scale, summary["high"] * scale
+        return f"{mean} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{mean} ± {summary['half_width'] * scale:.{digits}f}"
+
+
 def format_ci(summary: dict, percent: bool = True, digits: int = 2) -> str:
     """'97.31% ± 0.12 (95% CI, n=3)' from a `mean_ci` result; a cut interval as [low, high]."""
     scale, unit = (100.0, "%") if percent else (1.0, "")
     n = int(summary["n"])
-    level = f"{summary['confidence']:.0%} CI, n={n}"
-    mean = f"{summary['mean'] * scale:.{digits}f}{unit}"
+    text = interval_text(summary, scale, digits, unit)
     if math.isnan(summary["half_width"]):
-        return f"{mean} (n={n}, no CI)"
-    if is_cut(summary):
-        low, high = summary["low"] * scale, summary["high"] * scale
-        return f"{mean} [{low:.{digits}f}, {high:.{digits}f}] ({level})"
-    return f"{mean} ± {summary['half_width'] * scale:.{digits}f} ({level})"
+        return f"{text} (n={n}, no CI)"
+    return f"{text} ({summary['confidence']:.0%} CI, n={n})"
 
 
 def summarize(

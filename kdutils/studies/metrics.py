@@ -26,7 +26,7 @@ from kdutils import metrics as base_metrics
 from kdutils.experiment import stored_test_logits, test_logits_path
 from kdutils.profiles import Profile, alpha_slug, same_config
 from kdutils.results import run_path, write_json
-from kdutils.stats import RATE, is_cut, mean_ci, paired_difference
+from kdutils.stats import RATE, interval_text, mean_ci, paired_difference
 from kdutils.studies import sweeps
 
 TITLE = "Beyond accuracy: per-class metrics and calibration"
@@ -323,13 +323,7 @@ def by_model_seed(table: pd.DataFrame, model: str, value: str) -> pd.Series:
 def short_ci(values, percent: bool = True, digits: int = 2, bounds=None) -> str:
     """'97.31 ± 0.12' (mean ± 95% CI half-width, in % when `percent`) for tables; an interval
     cut at one of `bounds` (the values the score can take) as '99.95 [99.80, 100.00]'."""
-    s, scale = mean_ci(values, bounds=bounds), 100.0 if percent else 1.0
-    if math.isnan(s["half_width"]):
-        return f"{scale * s['mean']:.{digits}f}"
-    if is_cut(s):
-        low, high = scale * s["low"], scale * s["high"]
-        return f"{scale * s['mean']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-    return f"{scale * s['mean']:.{digits}f} ± {scale * s['half_width']:.{digits}f}"
+    return interval_text(mean_ci(values, bounds=bounds), 100.0 if percent else 1.0, digits)
 
 
 SCORES = {
