@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
+from keras import ops
 
 from kdutils import batched, metrics
 from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.finite import StopOnNonFiniteLoss, check_finite
-from kdutils.fused import FusedDistiller, split_history
+from kdutils.fused import FusedDistiller, split_history, student_prefix
 from kdutils.models import build_model
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile
 from kdutils.repro import environment, set_seed
@@ -30,7 +32,8 @@ from kdutils.teacher import Teacher, get_teacher
 
 
 class BudgetEvaluation(keras.callbacks.Callback):
-    """At each epoch budget, score the student(s) on validation and test data.
+    """Each epoch, the student(s)' validation accuracy (into the history, as Keras's own
+    validation would put it); at each epoch budget, their validation and test scores.
 
     Works for a `Distiller` and a `FusedDistiller`; `scores[i]` holds student i's scores.
     Nothing is selected with the test scores; they are what each budget would report.
@@ -40,6 +43,7 @@ class BudgetEvaluation(keras.callbacks.Callback):
         super().__init__()
         self.budgets, self.data, self.teacher = set(budgets), data, teacher
         self.scores: list[list[dict]] = []
+        self.test_logits: np.ndarray | None = None  # at the last budget scored
 
     def logits(self, x) -> np.ndarray:
         """(samples, students, classes) logits of every student, in one predict call."""
@@ -47,9 +51,15 @@ class BudgetEvaluation(keras.callbacks.Callback):
         return out[:, None] if out.ndim == 2 else out
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = {} if logs is None else logs  # the dict Keras's History records next
+        val = self.logits(self.data.x_val)
+        fused = isinstance(self.model, FusedDistiller)
+        for i in range(val.shape[1]):
+            key = f"val_{student_prefix(i)}accuracy" if fused else "val_accuracy"
+            logs[key] = metrics.accuracy(val[:, i], self.data.y_val)
         if epoch + 1 not in self.budgets:
             return
-        val, test = self.logits(self.data.x_val), self.logits(self.data.x_test)
+        self.test_logits = test = self.logits(self.data.x_test)
         if not self.scores:
             self.scores = [[] for _ in range(val.shape[1])]
         for i, scores in enumerate(self.scores):
@@ -251,36 +261,60 @@ def stored_test_logits(directory: Path, alpha: float, seed: int) -> np.ndarray |
     return None if arrays is None else arrays["test"]
 
 
+# Compiled student models of this process, by what their compiled step depends on: a
+# process that trains several seeds reuses one (tracing the fused step costs ~20 s a seed).
+_COMPILED: dict[tuple, tuple[keras.Model, list[keras.Model]]] = {}
+
+
+def student_model(profile: Profile, alphas, seed: int, data: Dataset):
+    """(model, students) for `alphas`: a `Distiller` for one alpha, else a `FusedDistiller`,
+    every student at seed `seed`'s initial weights and with a fresh optimizer. A model this
+    process compiled for the same alphas and settings is reused, so its step is not traced
+    again; the training is the same as a new model's (tests/test_experiment.py)."""
+    shape, classes = data.x_train.shape[1:], data.num_classes
+    key = (dataclasses.replace(profile, seeds=(0,)), tuple(alphas), shape, classes)
+    if key not in _COMPILED:
+        students = [build_model(profile.student, shape, classes) for _ in alphas]
+        if len(alphas) == 1:
+            model = Distiller(students[0], alpha=alphas[0], temperature=profile.temperature)
+        else:
+            model = FusedDistiller(students, alphas, temperature=profile.temperature)
+        model.compile(
+            optimizer=keras.optimizers.Adam(profile.learning_rate),
+            steps_per_execution=STEPS_PER_EXECUTION,
+        )
+        _COMPILED[key] = model, students
+    model, students = _COMPILED[key]
+    set_seed(seed)  # every alpha of a seed starts from the same initial weights
+    initial = build_model(profile.student, shape, classes).get_weights()
+    for student in students:
+        student.set_weights(initial)
+    for variable in model.optimizer.variables:  # step count and moments; not the rate
+        if variable.name != "learning_rate":
+            variable.assign(ops.zeros_like(variable))
+    return model, students
+
+
 def _train(profile, alphas, seed, data, teacher, verbose) -> list[tuple[dict, np.ndarray]]:
     """Train one student per alpha (fused when there are several); (record, test logits)."""
-    students = []
-    for _ in alphas:
-        set_seed(seed)  # every alpha of a seed starts from the same initial weights
-        students.append(build_model(profile.student, data.x_train.shape[1:], data.num_classes))
-    if len(alphas) == 1:
-        model = Distiller(students[0], alpha=alphas[0], temperature=profile.temperature)
-    else:
-        model = FusedDistiller(students, alphas, temperature=profile.temperature)
-    model.compile(
-        optimizer=keras.optimizers.Adam(profile.learning_rate),
-        steps_per_execution=STEPS_PER_EXECUTION,
-    )
+    model, students = student_model(profile, alphas, seed, data)
     budgets = BudgetEvaluation(profile.budgets, data, teacher)
     set_seed(seed)  # the same batch order however many students train together
     start = time.perf_counter()
     history = model.fit(
         with_teacher_logits(data.x_train, teacher.logits["train"]),
         data.y_train,
-        validation_data=(with_teacher_logits(data.x_val, teacher.logits["val"]), data.y_val),
         batch_size=profile.batch_size,
         epochs=profile.epochs,
+        # no Keras validation: `budgets` scores the validation split each epoch, once
         callbacks=[StopOnNonFiniteLoss(f"students {alphas} of seed {seed}"), budgets],
         verbose=verbose,
     ).history
     seconds = time.perf_counter() - start
     histories = [history] if len(alphas) == 1 else split_history(history, len(alphas))
     # One predict call for all students: a call per student would trace a function each.
-    train_logits, test_logits = budgets.logits(data.x_train), budgets.logits(data.x_test)
+    # The last budget is the last epoch (`Profile`), so its test logits are the final ones.
+    train_logits, test_logits = budgets.logits(data.x_train), budgets.test_logits
     check_finite(test_logits, f"test logits of the students {alphas} of seed {seed}")
     return [
         (

@@ -239,8 +239,9 @@ def _train_teachers(profile: Profile, directory: Path, log) -> None:
 
 def _train_students(profile: Profile, todo: list[float], directory: Path, trainer, log, jobs=1):
     """Train the students of the alphas `todo` before their pages (`trainer` "batched" or
-    "fused"; "separate" leaves each page to train its own). Fused seeds train `jobs` at a
-    time, each process with its share of the cores (`fused_seed`)."""
+    "fused"; "separate" leaves each page to train its own). With `jobs` > 1 the seeds are
+    dealt to `jobs` processes that train side by side, each with its share of the cores and
+    its seeds in turn (`fused_seeds`)."""
     from kdutils.batched import preferred_trainer
     from kdutils.experiment import run_batched
 
@@ -255,21 +256,22 @@ def _train_students(profile: Profile, todo: list[float], directory: Path, traine
         seeds, start = list(profile.seeds), time.perf_counter()
         if jobs > 1 and len(seeds) > 1:
             threads = max(1, (os.cpu_count() or 1) // jobs)
-            args = [(profile, todo, seed, directory, threads) for seed in seeds]
+            args = [(profile, todo, seeds[i::jobs], directory, threads) for i in range(jobs)]
             failed = [
-                o for o in in_processes(fused_seed, args, jobs, False) if isinstance(o, Exception)
+                o for o in in_processes(fused_seeds, args, jobs, False) if isinstance(o, Exception)
             ]
             if failed:
                 raise failed[0]
         else:
-            for seed in seeds:
-                fused_seed(profile, todo, seed, directory)
+            fused_seeds(profile, todo, seeds, directory)
         log(f"fused: {len(seeds)} seeds in {time.perf_counter() - start:.0f} s, {jobs} at a time")
 
 
-def fused_seed(profile: Profile, todo, seed: int, directory: Path, threads: int | None = None):
-    """Train the alphas `todo` of one seed in one `FusedDistiller`. `threads`: TensorFlow's
-    threads in this process (its share of the cores when seeds train side by side)."""
+def fused_seeds(profile: Profile, todo, seeds, directory: Path, threads: int | None = None):
+    """Train the alphas `todo` of each of `seeds` in turn, a seed's students in one
+    `FusedDistiller` that this process compiles once and reuses for every seed
+    (`kdutils.experiment.student_model`). `threads`: TensorFlow's threads in this process
+    (its share of the cores when processes train side by side)."""
     import keras
 
     from kdutils.experiment import run_students
@@ -280,13 +282,14 @@ def fused_seed(profile: Profile, todo, seed: int, directory: Path, threads: int 
         with contextlib.suppress(RuntimeError):  # already set in this worker process
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
-    start = time.perf_counter()
-    run_students(profile, todo, seed, directory, fused=True)
-    seconds = time.perf_counter() - start
-    print(
-        f"fused: {len(todo)} students of seed {seed} trained together in {seconds:.0f} s",
-        flush=True,
-    )
+    for seed in seeds:
+        start = time.perf_counter()
+        run_students(profile, todo, seed, directory, fused=True)
+        seconds = time.perf_counter() - start
+        print(
+            f"fused: {len(todo)} students of seed {seed} trained together in {seconds:.0f} s",
+            flush=True,
+        )
 
 
 def _execute_in_turn(profile, todo, pages, directory, keep_going, log) -> list[float]:
