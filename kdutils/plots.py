@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
 
 from kdutils.stats import RATE, error_bar, summarize
 
@@ -100,28 +101,33 @@ def target_comparison(
 
 def training_curves(histories: dict[str, list[dict]], metrics=("loss", "accuracy")) -> plt.Figure:
     """Per-epoch training (circles, solid) and validation (squares, dashed) curves, one colour
-    per labelled run, with one legend under the panels."""
+    per labelled run, with one legend under the panels: the runs' colours, then the styles."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(WIDTH, 3.2), squeeze=False)
+    validated = False
     for ax, metric in zip(axes[0], metrics, strict=True):
-        for i, (label, history) in enumerate(histories.items()):
+        for i, history in enumerate(histories.values()):
             epochs = np.arange(1, len(history) + 1)
             style = {"color": f"C{i % 10}", "ms": 4}
-            ax.plot(epochs, [h[metric] for h in history], "o-", label=f"{label} train", **style)
+            ax.plot(epochs, [h[metric] for h in history], "o-", **style)
             if f"val_{metric}" in history[0]:
                 values = [h[f"val_{metric}"] for h in history]
-                ax.plot(epochs, values, "s--", label=f"{label} validation", **style)
+                ax.plot(epochs, values, "s--", **style)
+                validated = True
         ax.set(xlabel="epoch", ylabel=metric)
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         if len(epochs) == 1:
             ax.set_xticks([1])
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    runs = [Line2D([], [], color=f"C{i % 10}", label=label) for i, label in enumerate(histories)]
+    styles = [Line2D([], [], color="grey", marker="o", label="training")]
+    if validated:
+        styles.append(Line2D([], [], color="grey", marker="s", ls="--", label="validation"))
     fig.tight_layout()
+    handles = runs + styles if len(runs) > 1 else styles
     fig.legend(
-        handles,
-        labels,
+        handles=handles,
         loc="upper center",
         bbox_to_anchor=(0.5, 0.0),
-        ncols=min(len(histories), 4),
+        ncols=min(len(handles), 6),
         fontsize="small",
     )
     return fig
