@@ -16,6 +16,7 @@ from kdutils.data import Dataset, load_dataset
 from kdutils.distiller import Distiller, with_teacher_logits
 from kdutils.finite import StopOnNonFiniteLoss, check_finite
 from kdutils.fused import FusedDistiller, split_history, student_prefix
+from kdutils.losses import combine, cross_entropy, distillation_loss
 from kdutils.models import build_model
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile
 from kdutils.repro import environment, set_seed
@@ -32,8 +33,9 @@ from kdutils.teacher import Teacher, get_teacher
 
 
 class BudgetEvaluation(keras.callbacks.Callback):
-    """Each epoch, the student(s)' validation accuracy (into the history, as Keras's own
-    validation would put it); at each epoch budget, their validation and test scores.
+    """Each epoch, the student(s)' validation losses, accuracy and fidelity (into the
+    history, under the names Keras's own validation pass would log); at each epoch budget,
+    their validation and test scores. The validation logits are computed once for both.
 
     Works for a `Distiller` and a `FusedDistiller`; `scores[i]` holds student i's scores.
     Nothing is selected with the test scores; they are what each budget would report.
@@ -54,16 +56,35 @@ class BudgetEvaluation(keras.callbacks.Callback):
         logs = {} if logs is None else logs  # the dict Keras's History records next
         val = self.logits(self.data.x_val)
         fused = isinstance(self.model, FusedDistiller)
-        for i in range(val.shape[1]):
-            key = f"val_{student_prefix(i)}accuracy" if fused else "val_accuracy"
-            logs[key] = metrics.accuracy(val[:, i], self.data.y_val)
+        alphas = self.model.alphas if fused else [self.model.alpha]
+        for i, alpha in enumerate(alphas):
+            prefix = f"val_{student_prefix(i)}" if fused else "val_"
+            scores = validation_scores(val[:, i], self.data, self.teacher, alpha, self.model)
+            logs.update({prefix + name: value for name, value in scores.items()})
         if epoch + 1 not in self.budgets:
             return
         self.test_logits = test = self.logits(self.data.x_test)
         if not self.scores:
-            self.scores = [[] for _ in range(val.shape[1])]
+            self.scores = [[] for _ in alphas]
         for i, scores in enumerate(self.scores):
             scores.append(budget_scores(epoch + 1, val[:, i], test[:, i], self.data, self.teacher))
+
+
+def validation_scores(logits, data: Dataset, teacher: Teacher, alpha: float, model) -> dict:
+    """One student's validation loss (total, hard, soft), accuracy and fidelity from its
+    logits, as the `Distiller`'s step computes them (students with regularisation losses,
+    which the step adds, are not supported)."""
+    if any(s.losses for s in getattr(model, "students", [getattr(model, "student", None)])):
+        raise ValueError("validation_scores leaves out the students' regularisation losses")
+    hard = float(cross_entropy(data.y_val, logits))
+    soft = float(distillation_loss(teacher.logits["val"], logits, model.temperature))
+    return {
+        "loss": float(combine(hard, soft, alpha)),
+        "hard_loss": hard,
+        "soft_loss": soft,
+        "accuracy": metrics.accuracy(logits, data.y_val),
+        "fidelity": metrics.agreement(logits, teacher.logits["val"]),
+    }
 
 
 def budget_scores(epochs: int, val, test, data: Dataset, teacher: Teacher) -> dict:
@@ -306,7 +327,8 @@ def _train(profile, alphas, seed, data, teacher, verbose) -> list[tuple[dict, np
         data.y_train,
         batch_size=profile.batch_size,
         epochs=profile.epochs,
-        # no Keras validation: `budgets` scores the validation split each epoch, once
+        # no Keras validation: `budgets` scores the validation split each epoch, from the
+        # logits it computes anyway
         callbacks=[StopOnNonFiniteLoss(f"students {alphas} of seed {seed}"), budgets],
         verbose=verbose,
     ).history
