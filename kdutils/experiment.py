@@ -52,14 +52,20 @@ class BudgetEvaluation(keras.callbacks.Callback):
         out = self.model.predict(x, batch_size=1024, verbose=0)
         return out[:, None] if out.ndim == 2 else out
 
+    def on_train_begin(self, logs=None):
+        students = getattr(self.model, "students", [self.model.student])
+        if any(s.losses for s in students):  # the step adds them; validation_scores cannot
+            raise ValueError("BudgetEvaluation does not support students' regularisation losses")
+
     def on_epoch_end(self, epoch, logs=None):
         logs = {} if logs is None else logs  # the dict Keras's History records next
         val = self.logits(self.data.x_val)
         fused = isinstance(self.model, FusedDistiller)
         alphas = self.model.alphas if fused else [self.model.alpha]
+        temperature = self.model.temperature
         for i, alpha in enumerate(alphas):
             prefix = f"val_{student_prefix(i)}" if fused else "val_"
-            scores = validation_scores(val[:, i], self.data, self.teacher, alpha, self.model)
+            scores = validation_scores(val[:, i], self.data, self.teacher, alpha, temperature)
             logs.update({prefix + name: value for name, value in scores.items()})
         if epoch + 1 not in self.budgets:
             return
@@ -70,14 +76,11 @@ class BudgetEvaluation(keras.callbacks.Callback):
             scores.append(budget_scores(epoch + 1, val[:, i], test[:, i], self.data, self.teacher))
 
 
-def validation_scores(logits, data: Dataset, teacher: Teacher, alpha: float, model) -> dict:
+def validation_scores(logits, data: Dataset, teacher: Teacher, alpha: float, temperature: float):
     """One student's validation loss (total, hard, soft), accuracy and fidelity from its
-    logits, as the `Distiller`'s step computes them (students with regularisation losses,
-    which the step adds, are not supported)."""
-    if any(s.losses for s in getattr(model, "students", [getattr(model, "student", None)])):
-        raise ValueError("validation_scores leaves out the students' regularisation losses")
+    logits, as the `Distiller`'s step computes them for a student without regularisation."""
     hard = float(cross_entropy(data.y_val, logits))
-    soft = float(distillation_loss(teacher.logits["val"], logits, model.temperature))
+    soft = float(distillation_loss(teacher.logits["val"], logits, temperature))
     return {
         "loss": float(combine(hard, soft, alpha)),
         "hard_loss": hard,
@@ -282,8 +285,9 @@ def stored_test_logits(directory: Path, alpha: float, seed: int) -> np.ndarray |
     return None if arrays is None else arrays["test"]
 
 
-# Compiled student models of this process, by what their compiled step depends on: a
-# process that trains several seeds reuses one (tracing the fused step costs ~20 s a seed).
+# The compiled student model this process used last, by what its compiled step depends on:
+# a process that trains several seeds in turn reuses it (tracing the fused step costs ~20 s a
+# seed). One entry only, so a process that trains many settings does not pile up models.
 _COMPILED: dict[tuple, tuple[keras.Model, list[keras.Model]]] = {}
 
 
@@ -295,6 +299,7 @@ def student_model(profile: Profile, alphas, seed: int, data: Dataset):
     shape, classes = data.x_train.shape[1:], data.num_classes
     key = (dataclasses.replace(profile, seeds=(0,)), tuple(alphas), shape, classes)
     if key not in _COMPILED:
+        _COMPILED.clear()
         students = [build_model(profile.student, shape, classes) for _ in alphas]
         if len(alphas) == 1:
             model = Distiller(students[0], alpha=alphas[0], temperature=profile.temperature)

@@ -63,7 +63,7 @@ def test_validation_scores_are_what_keras_validation_logs():
         SimpleNamespace(y_val=y),
         SimpleNamespace(logits={"val": teacher_logits}),
         0.3,
-        model,
+        4.0,
     )
     assert set(ours) <= set(logged)
     for name, value in ours.items():
