@@ -114,7 +114,7 @@ def pack(out: Path, step: str, results: Path, files: list[Path], provenance: dic
 def run_step(step: str, units: Iterator, results: Path, out: Path, info: dict) -> dict:
     """Run each (name, thunk) unit of `step`, packing results and provenance after each;
     `info` is the card as `card()` saw it."""
-    from kdutils.repro import environment
+    from kdutils.distill.repro import environment
 
     provenance = {
         "step": step,
@@ -146,7 +146,7 @@ def main_units(
     from kdutils.experiment import load_run, run_batched
     from kdutils.profiles import get_profile
     from kdutils.results import results_dir
-    from kdutils.teacher import get_teacher
+    from kdutils.teacher_cache import get_teacher
 
     profile = get_profile(profile_name).override(seeds=seeds)
     directory = results_dir(profile.name, results)
@@ -189,7 +189,7 @@ def student_costs(profile, records: list[dict]) -> dict:
 
 def floor_seconds_per_image_epoch(student: str) -> dict:
     """The FLOP floor of one image's training step: training FLOPs / this card's matmul rate."""
-    from kdutils.models import build_model
+    from kdutils.distill.models import build_model
     from kdutils.perf import matmul_rate, training_flops
 
     rate = matmul_rate(size=4096)

@@ -2,7 +2,7 @@
 # Prepare what benchmarks/gpu_full.sh carries to a GPU machine that reaches no network:
 #   .whl/       wheels its image lacks (Keras and the two packages Keras needs beside it),
 #               for CPython 3.12 on x86-64 Linux, at this repository's pins;
-#   .gpu-data/  MNIST and CIFAR-10 as found by kdutils.data (KDUTILS_DATA_DIR or ../shared/data).
+#   .gpu-data/  MNIST and CIFAR-10 as found by kdutils.distill.data (KDUTILS_DATA_DIR or ../shared/data).
 # Both folders are git-ignored. Then, with the device tool:
 #   run(command="bash benchmarks/gpu_full.sh --out $OUT --stop-after 540",
 #       carry=[".whl", ".gpu-data"], timeout_s=600)

@@ -40,11 +40,11 @@ def measure(mode: str, images: int, epochs: int, students: int, batch_size: int)
     import keras
 
     from kdutils import Distiller, build_model, with_teacher_logits
-    from kdutils.data import load_dataset
-    from kdutils.fused import FusedDistiller
+    from kdutils.distill.data import load_dataset
+    from kdutils.distill.fused import FusedDistiller
+    from kdutils.distill.repro import set_seed
     from kdutils.perf import peak_rss_mib, training_flops
     from kdutils.profiles import ALPHAS, STEPS_PER_EXECUTION
-    from kdutils.repro import set_seed
 
     data = load_dataset("mnist", train_size=images, validation_size=5000, seed=0)
     x, y = data.x_train, data.y_train
@@ -96,8 +96,8 @@ def measure_batched(images: int, epochs: int, students: int, batch_size: int) ->
     import keras
 
     from kdutils import build_model
-    from kdutils.batched import BatchedStudents, Split, Student
-    from kdutils.data import load_dataset
+    from kdutils.distill.batched import BatchedStudents, Split, Student
+    from kdutils.distill.data import load_dataset
     from kdutils.perf import peak_rss_mib, training_flops
     from kdutils.profiles import ALPHAS, STEPS_PER_EXECUTION
 
@@ -231,8 +231,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    from kdutils.distill.repro import environment
     from kdutils.profiles import get_profile
-    from kdutils.repro import environment
 
     start = time.perf_counter()
     info = machine()

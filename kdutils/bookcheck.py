@@ -86,9 +86,9 @@ def check(site: Path, profile: str, root: Path = ROOT) -> list[str]:
 
 def check_glued(site: Path, profile: str) -> list[str]:
     """The results chapter must show the headline numbers computed from the results files."""
-    from kdutils import report
+    from kdutils.analysis import report
     from kdutils.results import load_runs, results_dir
-    from kdutils.teacher import load_teacher
+    from kdutils.teacher_cache import load_teacher
 
     prof = get_profile(profile)
     directory = results_dir(profile)

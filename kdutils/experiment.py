@@ -11,15 +11,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from kdutils import batched, metrics
-from kdutils.data import Dataset, load_dataset
-from kdutils.distiller import Distiller, with_teacher_logits
-from kdutils.finite import StopOnNonFiniteLoss, check_finite
-from kdutils.fused import FusedDistiller, split_history, student_prefix
-from kdutils.losses import combine, cross_entropy, distillation_loss
-from kdutils.models import build_model
+from kdutils.distill import batched, metrics
+from kdutils.distill.data import Dataset, load_dataset
+from kdutils.distill.distiller import Distiller, with_teacher_logits
+from kdutils.distill.finite import StopOnNonFiniteLoss, check_finite
+from kdutils.distill.fused import FusedDistiller, split_history, student_prefix
+from kdutils.distill.losses import combine, cross_entropy, distillation_loss
+from kdutils.distill.models import build_model
+from kdutils.distill.repro import environment, set_seed
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile
-from kdutils.repro import environment, set_seed
 from kdutils.results import (
     epoch_records,
     exclusive,
@@ -29,7 +29,7 @@ from kdutils.results import (
     write_json,
     write_npz,
 )
-from kdutils.teacher import Teacher, get_teacher
+from kdutils.teacher_cache import Teacher, get_teacher
 
 
 class BudgetEvaluation(keras.callbacks.Callback):
@@ -186,7 +186,7 @@ def run_batched(
     save_logits: bool = False,
     log=print,
 ) -> int:
-    """Train every (alpha, seed) of `profile` not yet stored all together (kdutils.batched),
+    """Train every (alpha, seed) of `profile` not yet stored all together (kdutils.distill.batched),
     in as few chunks as fit in memory; write one record per run. Returns how many trained.
 
     Each record names the students it trained with (`trained_with`, [alpha, seed] pairs) and

@@ -6,7 +6,7 @@ is the first thing `make book` runs; it trains nothing. A dataset is needed when
 would have to train (or a page that would have to be executed) uses it: runs whose records
 and pages are stored need no data, so a build from the committed results needs data only for
 the chapters that load it themselves (`chapter_datasets`). A dataset that cannot be found
-stops the build here, with where `kdutils.data.find_dataset` looked and the ways to provide
+stops the build here, with where `kdutils.distill.data.find_dataset` looked and the ways to provide
 it, instead of after minutes of executing notebooks. The chapters' datasets are checked
 first, in seconds (`kdutils` loads TensorFlow only when it is used); then what the runs
 still to train need, which imports every study.
@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from kdutils.data import DataError, find_dataset
+from kdutils.distill.data import DataError, find_dataset
 from kdutils.profiles import Profile
 from kdutils.results import results_dir
 from kdutils.sweep import PAGES, pending_alphas, pending_conditions, pending_teachers
@@ -59,7 +59,7 @@ def chapter_datasets(profile: Profile) -> dict[str, set[str]]:
         "experiments": {profile.dataset, "mnist"},  # and the official MNIST split
         "literature": {profile.dataset},
         "results": {profile.dataset},  # the test labels: the teacher's interval, a perfect model
-        "metrics": {profile.dataset},  # one run's test labels, for its confusion matrix
+        "calibration": {profile.dataset},  # one run's test labels, for its confusion matrix
         "hinton": {"mnist"},  # the test labels of the teacher's bias shift
         "fashion": {"fashion_mnist"},  # fashion.variant(profile, "fashion_mnist")
     }

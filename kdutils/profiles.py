@@ -52,7 +52,7 @@ class Profile:
     teacher_schedule: str = "constant"
 
     def __post_init__(self):
-        from kdutils.losses import check_alpha, check_temperature
+        from kdutils.distill.losses import check_alpha, check_temperature
 
         for alpha in self.alphas:
             check_alpha(alpha)
@@ -120,7 +120,7 @@ class Profile:
         return seed if self.data_seed is None else self.data_seed
 
     def data_config(self, seed: int) -> dict:
-        """The arguments of `kdutils.data.load_dataset` for the students of one seed."""
+        """The arguments of `kdutils.distill.data.load_dataset` for the students of one seed."""
         return (
             {
                 "name": self.dataset,

@@ -1,6 +1,6 @@
 """Where and how the results were computed: environment, versions, git commits, run times.
 
-Every results file records the environment it was computed in (`kdutils.repro.environment`)
+Every results file records the environment it was computed in (`kdutils.distill.repro.environment`)
 and its training time; every run page records papermill's wall time. The functions here
 read those records back, compare them with the environment that builds the book, and
 return plain values, pandas DataFrames (ready to display) and preformatted strings, so the
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from kdutils.distill.repro import environment, git_commit
 from kdutils.experiment import load_run
 from kdutils.profiles import PROFILES, Profile
-from kdutils.repro import environment, git_commit
 from kdutils.results import ROOT, read_json
 from kdutils.sweep import PAGES, page_path
-from kdutils.teacher import Teacher, load_teacher
+from kdutils.teacher_cache import Teacher, load_teacher
 
 NOT_RUN = "not run yet"
 MISSING = "—"  # a table cell with no value

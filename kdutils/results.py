@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kdutils import metrics
+from kdutils.distill import metrics
 from kdutils.profiles import same_config
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -199,7 +199,7 @@ def load_runs(directory: str | os.PathLike) -> list[dict]:
 
 def scores(data, history: list[dict], logits: dict[str, np.ndarray]) -> dict:
     """What a run's record says of its fit: the split sizes, the per-epoch curves and the
-    validation and test accuracy of `logits` on `data` (a `kdutils.data.Dataset`)."""
+    validation and test accuracy of `logits` on `data` (a `kdutils.distill.data.Dataset`)."""
     return {
         "train_examples": len(data.y_train),
         "test_examples": len(data.y_test),

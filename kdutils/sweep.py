@@ -59,7 +59,7 @@ def pending_alphas(profile: Profile, alphas, directory: Path, pages: Path) -> li
 def pending_teachers(profile: Profile, directory: Path) -> list[int]:
     """The teacher seeds whose teacher is not cached for this config: the sweep would train
     them."""
-    from kdutils.teacher import load_teacher
+    from kdutils.teacher_cache import load_teacher
 
     return [s for s in profile.teacher_seeds() if load_teacher(profile, s, directory) is None]
 
@@ -201,7 +201,8 @@ def run_sweep(
     """Train teachers, then execute one notebook per unfinished alpha. Returns failed alphas.
 
     First the students of all unfinished alphas train together: with `trainer="batched"`
-    every (alpha, seed) in one batched model (kdutils.batched, in chunks if memory requires);
+    every (alpha, seed) in one batched model (kdutils.distill.batched, in chunks if memory
+    requires);
     with `fused` (or `trainer="fused"`) the alphas of each seed in one `FusedDistiller`; by
     default ("auto") whichever is faster on this backend (`batched.preferred_trainer`);
     `trainer="separate"` leaves each page to train its own. Each alpha's notebook then finds
@@ -226,7 +227,7 @@ def run_sweep(
 
 def _train_teachers(profile: Profile, directory: Path, log) -> None:
     """Train (or load) every teacher of `profile`: one per teacher seed."""
-    from kdutils.teacher import get_teacher
+    from kdutils.teacher_cache import get_teacher
 
     for seed in profile.teacher_seeds():
         start = time.perf_counter()
@@ -242,12 +243,12 @@ def _train_students(profile: Profile, todo: list[float], directory: Path, traine
     "fused"; "separate" leaves each page to train its own). With `jobs` > 1 the seeds are
     dealt to `jobs` processes that train side by side, each with its share of the cores and
     its seeds in turn (`fused_seeds`)."""
-    from kdutils.batched import preferred_trainer
+    from kdutils.distill.batched import preferred_trainer
     from kdutils.experiment import run_batched
 
     if trainer == "auto":
         trainer = preferred_trainer()
-        log(f"students: {trainer} (the faster trainer here, kdutils.batched.TRAINERS)")
+        log(f"students: {trainer} (the faster trainer here, kdutils.distill.batched.TRAINERS)")
     if trainer == "batched":
         start = time.perf_counter()
         trained = run_batched(profile, _valid_alphas(todo), directory, log=log)
@@ -422,7 +423,7 @@ def run_studies(
     Each study runs its conditions in order (a condition may read an earlier one's teacher);
     with `jobs` > 1 a failed page stops its own study, not the others. Side by side, studies
     share only atomically written files and cached teachers, which
-    `kdutils.teacher.get_teacher` trains under a lock, so no teacher is trained twice.
+    `kdutils.teacher_cache.get_teacher` trains under a lock, so no teacher is trained twice.
     """
     failures: list[str] = []
     if jobs <= 1:
@@ -443,7 +444,7 @@ def log_session(directory: Path, started: str, seconds: float, failures: list[fl
     """Append this invocation's wall time to `<results>/sweep.json` (a list of sessions),
     atomically under a lock (`kdutils.results.append_log`): concurrent sweeps lose no entry,
     and a corrupt log is moved aside, never overwritten."""
-    from kdutils.repro import environment
+    from kdutils.distill.repro import environment
     from kdutils.results import append_log
 
     entry = {
@@ -465,7 +466,7 @@ def command_line(argv: list[str]) -> str:
 
 def alpha_argument(text: str) -> float:
     """An --alphas value: a number in [0, 1], or an argparse error that says so."""
-    from kdutils.losses import check_alpha
+    from kdutils.distill.losses import check_alpha
 
     try:
         return check_alpha(float(text))

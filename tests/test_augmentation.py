@@ -6,9 +6,9 @@ import pytest
 from conftest import to_numpy
 
 from kdutils import Distiller, with_teacher_logits
-from kdutils.augment import RandomCropFlip, crop_and_flip
-from kdutils.models import alexnet_cifar, cnn_bn_student
-from kdutils.repro import set_seed
+from kdutils.distill.augment import RandomCropFlip, crop_and_flip
+from kdutils.distill.models import alexnet_cifar, cnn_bn_student
+from kdutils.distill.repro import set_seed
 
 N, SIZE = 64, 8
 T = 3.0

@@ -14,8 +14,9 @@ import keras
 import numpy as np
 import pytest
 
-from kdutils import Distiller, batched, with_teacher_logits
-from kdutils.batched import (
+from kdutils import Distiller, with_teacher_logits
+from kdutils.distill import batched
+from kdutils.distill.batched import (
     BatchedStudents,
     Split,
     Student,
@@ -24,8 +25,8 @@ from kdutils.batched import (
     epoch_order,
     functional,
 )
-from kdutils.models import report_cnn
-from kdutils.repro import set_seed
+from kdutils.distill.models import report_cnn
+from kdutils.distill.repro import set_seed
 
 N, BATCH, EPOCHS, RATE = 170, 64, 2, 1e-2
 STUDENTS = (Student(0.0, 0, 4.0, 0), Student(0.3, 0, 2.0, 0), Student(1.0, 1, 4.0, 1))

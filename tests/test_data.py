@@ -1,4 +1,4 @@
-"""Tests for kdutils.data: loading, splits, label noise, corrupt files and downloads.
+"""Tests for kdutils.distill.data: loading, splits, label noise, corrupt files and downloads.
 
 The data comes from `$KDUTILS_DATA_DIR` (CI: ../shared/data); Fashion-MNIST from Debian's
 `/usr/share/datasets/fashion-mnist`. Tests whose data is absent are skipped.
@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 import pytest
 
-from kdutils import data
+from kdutils.distill import data
 
 DATA_DIR = os.environ.get("KDUTILS_DATA_DIR")
 MNIST_DIR = pathlib.Path(DATA_DIR or "/nonexistent") / "mnist"

@@ -6,8 +6,8 @@ import pytest
 from conftest import to_numpy
 
 from kdutils import Distiller, build_model, with_teacher_logits
-from kdutils.models import report_cnn
-from kdutils.repro import set_seed
+from kdutils.distill.models import report_cnn
+from kdutils.distill.repro import set_seed
 
 N = 192
 

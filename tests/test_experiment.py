@@ -43,8 +43,8 @@ def test_validation_scores_are_what_keras_validation_logs():
     import keras
 
     from kdutils import Distiller, with_teacher_logits
-    from kdutils.models import report_cnn
-    from kdutils.repro import set_seed
+    from kdutils.distill.models import report_cnn
+    from kdutils.distill.repro import set_seed
 
     rng = np.random.default_rng(0)
     x = rng.random((200, 28, 28, 1), dtype=np.float32)

@@ -6,8 +6,8 @@ import pytest
 from conftest import gradient, to_numpy
 from keras import layers
 
-from kdutils.features import FeatureDistiller
-from kdutils.losses import cosine_loss, fitnets_loss, mmd_loss
+from kdutils.distill.features import FeatureDistiller
+from kdutils.distill.losses import cosine_loss, fitnets_loss, mmd_loss
 
 # --- independent NumPy references (float64) ----------------------------------------------------
 

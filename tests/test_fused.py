@@ -6,9 +6,9 @@ import pytest
 from conftest import to_numpy
 
 from kdutils import Distiller, with_teacher_logits
-from kdutils.fused import FusedDistiller, split_history
-from kdutils.models import report_cnn
-from kdutils.repro import set_seed
+from kdutils.distill.fused import FusedDistiller, split_history
+from kdutils.distill.models import report_cnn
+from kdutils.distill.repro import set_seed
 
 N, ALPHAS, T = 170, (0.0, 0.3, 1.0), 4.0
 

@@ -1,11 +1,11 @@
-"""kdutils.losses against an independent float64 NumPy reference."""
+"""kdutils.distill.losses against an independent float64 NumPy reference."""
 
 import keras
 import numpy as np
 import pytest
 from conftest import gradient, to_numpy
 
-from kdutils.losses import (
+from kdutils.distill.losses import (
     cross_entropy,
     cross_entropy_per_example,
     distillation_loss,

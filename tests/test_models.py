@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from kdutils.models import CIFAR_SHAPE, build_model
-from kdutils.repro import set_seed
+from kdutils.distill.models import CIFAR_SHAPE, build_model
+from kdutils.distill.repro import set_seed
 
 PARAMS = {
     "report_teacher": (None, 1_433_610),

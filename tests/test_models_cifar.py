@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from kdutils.models import MODELS, build_model, light_nn, resnet18_cifar, resnet_cifar, simple_nn
+from kdutils.distill.models import (
+    MODELS,
+    build_model,
+    light_nn,
+    resnet18_cifar,
+    resnet_cifar,
+    simple_nn,
+)
 
 
 def _count(weights) -> int:

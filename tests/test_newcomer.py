@@ -147,7 +147,7 @@ def test_chapter_datasets_names_every_chapter_that_loads_data():
 
 
 def test_study_datasets_are_known_names():
-    from kdutils.data import DATASETS
+    from kdutils.distill.data import DATASETS
     from kdutils.studies import available_studies, condition_datasets, get_study
 
     profile = get_profile("default")

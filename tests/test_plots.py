@@ -4,7 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from kdutils.plots import training_curves
+from kdutils.analysis.plots import training_curves
 
 
 def legend_labels(fig) -> list[str]:

@@ -11,7 +11,7 @@ from kdutils import provenance
 from kdutils.profiles import config_key, get_profile
 from kdutils.results import run_path, write_json, write_npz
 from kdutils.sweep import page_path
-from kdutils.teacher import SPLITS, teacher_paths
+from kdutils.teacher_cache import SPLITS, teacher_paths
 
 NOT_RUN = provenance.NOT_RUN
 PROFILE = get_profile("smoke").replace(alphas=(0.0, 0.5, 1.0))  # seeds (0, 1), 2 epochs
@@ -19,7 +19,7 @@ COMMIT = "a" * 40
 
 
 def env(numpy="2.0.0", commit=COMMIT, python="3.11.7") -> dict:
-    """An environment as `kdutils.repro.environment` records it."""
+    """An environment as `kdutils.distill.repro.environment` records it."""
     return {
         "backend": "tensorflow",
         "versions": {"keras": "3.0.0", "numpy": numpy},

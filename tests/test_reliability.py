@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from kdutils import sweep
-from kdutils.data import arrays_sha256
+from kdutils.distill.data import arrays_sha256
 from kdutils.experiment import load_run
 from kdutils.profiles import config_key, get_profile
 from kdutils.results import (
@@ -27,7 +27,7 @@ from kdutils.results import (
     write_json,
     write_npz,
 )
-from kdutils.teacher import SPLITS, load_teacher, load_weights, teacher_paths
+from kdutils.teacher_cache import SPLITS, load_teacher, load_weights, teacher_paths
 
 TINY = get_profile("smoke").override(seeds=[0], train_size=200, epochs=1)
 

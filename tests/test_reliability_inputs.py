@@ -10,13 +10,13 @@ import pytest
 import tensorflow as tf
 from conftest import to_numpy
 
-import kdutils.data
+import kdutils.distill.data
 from kdutils import Distiller, build_model, distillation_loss, kd_loss, with_teacher_logits
-from kdutils.data import Dataset
-from kdutils.finite import NonFiniteError, StopOnNonFiniteLoss
-from kdutils.fused import FusedDistiller
+from kdutils.distill.data import Dataset
+from kdutils.distill.finite import NonFiniteError, StopOnNonFiniteLoss
+from kdutils.distill.fused import FusedDistiller
 from kdutils.profiles import Profile
-from kdutils.teacher import Teacher, fit_supervised
+from kdutils.teacher_cache import Teacher, fit_supervised
 
 N = 64
 
@@ -192,7 +192,7 @@ def test_numpy_float32_alpha_and_temperature_are_accepted(arrays):
 )
 def test_bad_sizes_and_seeds_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        kdutils.data.load_dataset("mnist", **kwargs)
+        kdutils.distill.data.load_dataset("mnist", **kwargs)
 
 
 def test_sweep_refuses_alphas_outside_zero_one(capsys):

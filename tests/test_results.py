@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from kdutils import report, results, stats
+from kdutils import results
+from kdutils.analysis import report, stats
 from kdutils.profiles import ALPHAS, PROFILES, alpha_slug, config_key, get_profile
 
 
@@ -246,7 +247,7 @@ def test_headline_and_comparison_table():
 
 
 def test_kl_to_reference_matches_a_direct_float64_sum():
-    from kdutils.metrics import kl_to_reference
+    from kdutils.distill.metrics import kl_to_reference
 
     rng = np.random.default_rng(0)
     student, teacher = rng.normal(0, 3, (50, 10)), rng.normal(0, 3, (50, 10))

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kdutils.data import load_dataset
+from kdutils.distill.data import load_dataset
 from kdutils.experiment import run_batched
 from kdutils.profiles import PER_SEED_TEACHERS, get_profile
 from kdutils.results import load_runs
-from kdutils.teacher import get_teacher, load_teacher, teacher_paths
+from kdutils.teacher_cache import get_teacher, load_teacher, teacher_paths
 
 SHARED = (
     get_profile("smoke")

@@ -5,7 +5,7 @@ import pytest
 
 from kdutils import perf, studies
 from kdutils.profiles import get_profile
-from kdutils.studies import sweeps
+from kdutils.studies import grid
 
 
 def test_every_study_module_has_the_interface():
@@ -42,12 +42,12 @@ def test_run_condition_writes_records_that_load_study_finds(tmp_path):
 
 def test_study_variants_share_teachers_only_when_their_configs_match():
     profile = get_profile("default")
-    base = sweeps.variant(profile)
+    base = grid.variant(profile)
     assert (base.train_size, base.epochs, base.teacher_epochs) == (5000, 5, 3)
-    hotter = sweeps.variant(profile, temperature=2.0)
-    noisier = sweeps.variant(profile, noise_rate=0.2)
-    assert sweeps.teacher_directory(hotter) == sweeps.teacher_directory(base)
-    assert sweeps.teacher_directory(noisier) != sweeps.teacher_directory(base)
+    hotter = grid.variant(profile, temperature=2.0)
+    noisier = grid.variant(profile, noise_rate=0.2)
+    assert grid.teacher_directory(hotter) == grid.teacher_directory(base)
+    assert grid.teacher_directory(noisier) != grid.teacher_directory(base)
 
 
 def test_flops_of_the_report_student_by_hand():

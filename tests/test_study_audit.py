@@ -7,11 +7,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from kdutils import reportmetric
-from kdutils.distiller import Distiller, with_teacher_logits
-from kdutils.models import report_cnn
+from kdutils.distill import reportmetric
+from kdutils.distill.distiller import Distiller, with_teacher_logits
+from kdutils.distill.models import report_cnn
+from kdutils.distill.repro import set_seed
 from kdutils.profiles import get_profile
-from kdutils.repro import set_seed
 from kdutils.studies import audit
 
 RNG = np.random.default_rng(0)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from conftest import gradient, to_numpy
 
-from kdutils import losses
-from kdutils.distiller import with_teacher_logits
-from kdutils.models import build_model
+from kdutils.distill import losses
+from kdutils.distill.distiller import with_teacher_logits
+from kdutils.distill.models import build_model
 from kdutils.profiles import config_key, get_profile
 from kdutils.studies import cifar_dark as cd
 from kdutils.studies import get_study, load_study
-from kdutils.teacher import load_cached
+from kdutils.teacher_cache import load_cached
 
 
 def log_softmax64(z):

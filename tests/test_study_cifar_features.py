@@ -87,7 +87,7 @@ def test_augment_is_a_padded_crop_and_maybe_a_flip():
 
 
 def test_test_subset_is_fixed_and_covers_every_class():
-    from kdutils.data import load_raw
+    from kdutils.distill.data import load_raw
 
     *_, y_test, _ = load_raw("cifar10")
     keep = cf.test_subset(len(y_test), 200)

@@ -6,10 +6,10 @@ import dataclasses
 import pytest
 
 from kdutils import experiment
-from kdutils.data import CLASS_NAMES, DataNotFoundError, load_raw
+from kdutils.distill.data import CLASS_NAMES, DataNotFoundError, load_raw
 from kdutils.profiles import config_key, get_profile
-from kdutils.studies import fashion, get_study, study_dir, sweeps
-from kdutils.studies import sweepstats as ss
+from kdutils.studies import fashion, get_study, grid, study_dir
+from kdutils.studies import grid_stats as ss
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_conditions_differ_from_the_base_sweep_in_the_dataset_only(name):
     assert get_study("fashion") is fashion
     profile = get_profile(name)
     assert fashion.conditions(profile) == ["mnist", "fashion_mnist"]
-    base = sweeps.base_profile(profile)
+    base = grid.base_profile(profile)
     mnist, fmnist = (fashion.variant(profile, c) for c in fashion.conditions(profile))
     alphas = fashion.SETTINGS[name].get("alphas", base.alphas)
     assert mnist == base.replace(alphas=alphas)  # the studies' base: its teachers are shared
@@ -111,7 +111,7 @@ def test_tiny_study_runs_resumes_and_reports(tiny, tmp_path, monkeypatch, fashio
     best = fashion.best_alpha(frame, "fashion_mnist")
     part = frame[frame["dataset"] == "fashion_mnist"]
     assert part.groupby("alpha")["val_accuracy"].mean()[best["alpha"]] == best["val_mean"]
-    by_seed = fashion.by_seed(frame, "fashion_mnist", 1.0)
+    by_seed = ss.by_seed(frame, 1.0, "test_accuracy", dataset="fashion_mnist").to_numpy()
     assert by_seed.tolist() == part[part["alpha"] == 1.0]["test_accuracy"].tolist()
     assert fashion.source_text(sources["fashion_mnist"]).startswith(fashion_source)
     assert not fashion.summary(study["fashion_mnist"]).empty

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from keras import layers
 
-from kdutils.data import load_raw
-from kdutils.models import build_model
+from kdutils.distill.data import load_raw
+from kdutils.distill.models import build_model
 from kdutils.profiles import config_key, get_profile
 from kdutils.results import by_seed
 from kdutils.studies import get_study, hinton

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from kdutils.profiles import config_key, get_profile
-from kdutils.studies import get_study, noise, sweeps
-from kdutils.studies import sweepstats as ss
-from kdutils.teacher import teacher_paths
+from kdutils.studies import get_study, grid, noise
+from kdutils.studies import grid_stats as ss
+from kdutils.teacher_cache import teacher_paths
 
 ALPHAS = (0.0, 0.5, 1.0)
 
@@ -28,7 +28,7 @@ def test_conditions_are_noise_rates_and_share_the_base_teacher():
         for c in names:
             v = noise.variant(profile, c)
             assert v.noise_rate == noise.rate_of(profile, c)
-            base = sweeps.base_profile(profile)
+            base = grid.base_profile(profile)
             assert v.replace(noise_rate=0.05, alphas=base.alphas) == base
             assert set(v.alphas) >= {0.0, 0.5, 1.0}
     default = get_profile("default")
@@ -39,13 +39,13 @@ def test_conditions_are_noise_rates_and_share_the_base_teacher():
         "rate_0p2",
         "rate_0p4",
     ]
-    assert len(sweeps.base_profile(default).seeds) >= 3
-    assert noise.variant(default, "rate_0p2").alphas == sweeps.base_profile(default).alphas
+    assert len(grid.base_profile(default).seeds) >= 3
+    assert noise.variant(default, "rate_0p2").alphas == grid.base_profile(default).alphas
     # 5% is the studies' base condition: the same teachers as every other study's base.
     base = noise.variant(default, "rate_0p05")
-    assert sweeps.teacher_directory(base) == sweeps.teacher_directory(sweeps.variant(default))
+    assert grid.teacher_directory(base) == grid.teacher_directory(grid.variant(default))
     noisy = noise.variant(default, "rate_0p2")
-    assert sweeps.teacher_directory(noisy) != sweeps.teacher_directory(base)
+    assert grid.teacher_directory(noisy) != grid.teacher_directory(base)
     assert noisy.teacher_config(0)["data"]["noise_rate"] == 0.2  # teacher sees the same noise
     with pytest.raises(ValueError, match="unknown condition"):
         noise.rate_of(default, "rate_0p3")
@@ -53,7 +53,7 @@ def test_conditions_are_noise_rates_and_share_the_base_teacher():
 
 def test_run_and_is_done_delegate_with_the_condition_variant(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(sweeps, "run", lambda p, d: seen.append((p, d)) or [])
+    monkeypatch.setattr(grid, "run", lambda p, d: seen.append((p, d)) or [])
     profile = get_profile("smoke")
     noise.run(profile, "rate_0p4", tmp_path)
     assert seen == [(noise.variant(profile, "rate_0p4"), tmp_path)]
@@ -151,7 +151,7 @@ def test_run_page_summary_has_recovery_only_where_labels_were_flipped():
 def test_teacher_records_must_match_the_variant(tmp_path, monkeypatch):
     monkeypatch.setenv("KDUTILS_RESULTS_DIR", str(tmp_path))
     v = noise.variant(get_profile("smoke"), "rate_0p4")
-    directory = sweeps.teacher_directory(v)
+    directory = grid.teacher_directory(v)
     assert str(directory).startswith(str(tmp_path))
     with pytest.raises(FileNotFoundError):
         ss.teacher_records(v)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from kdutils.models import build_model
+from kdutils.distill.models import build_model
 from kdutils.profiles import get_profile
-from kdutils.studies import get_study, sweeps, teachers
-from kdutils.studies import sweepstats as ss
+from kdutils.studies import get_study, grid, teachers
+from kdutils.studies import grid_stats as ss
 
 ALPHAS = (0.0, 0.5, 1.0)
 
@@ -23,7 +23,7 @@ def test_conditions_hold_the_base_teacher_and_change_only_the_teacher():
     assert get_study("teachers") is teachers
     for name in ("smoke", "default", "full"):
         profile = get_profile(name)
-        base = sweeps.base_profile(profile)
+        base = grid.base_profile(profile)
         names = teachers.conditions(profile)
         assert names[-1] == "tiny" and f"epochs_{base.teacher_epochs}" in names
         for c in names:
@@ -43,12 +43,12 @@ def test_conditions_hold_the_base_teacher_and_change_only_the_teacher():
         "epochs_10",
         "tiny",
     ]
-    assert len(sweeps.base_profile(default).seeds) >= 3
-    assert teachers.variant(default, "tiny").alphas == sweeps.base_profile(default).alphas
+    assert len(grid.base_profile(default).seeds) >= 3
+    assert teachers.variant(default, "tiny").alphas == grid.base_profile(default).alphas
     # The 3-epoch teacher is the studies' base teacher, trained once for every study.
-    shared = sweeps.teacher_directory(sweeps.variant(default))
-    assert sweeps.teacher_directory(teachers.variant(default, "epochs_3")) == shared
-    assert sweeps.teacher_directory(teachers.variant(default, "epochs_10")) != shared
+    shared = grid.teacher_directory(grid.variant(default))
+    assert grid.teacher_directory(teachers.variant(default, "epochs_3")) == shared
+    assert grid.teacher_directory(teachers.variant(default, "epochs_10")) != shared
     assert teachers.label(default, "epochs_3") == "3 epochs (base)"
     assert teachers.label(default, "epochs_10") == "10 epochs (longest)"
     assert teachers.label(default, "epochs_1") == "1 epoch"
@@ -60,7 +60,7 @@ def test_conditions_hold_the_base_teacher_and_change_only_the_teacher():
 
 def test_run_and_is_done_delegate_with_the_condition_variant(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(sweeps, "run", lambda p, d: seen.append((p, d)) or [])
+    monkeypatch.setattr(grid, "run", lambda p, d: seen.append((p, d)) or [])
     profile = get_profile("smoke")
     teachers.run(profile, "tiny", tmp_path)
     assert seen == [(teachers.variant(profile, "tiny"), tmp_path)]

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from kdutils import experiment
-from kdutils.distiller import Distiller, with_teacher_logits
-from kdutils.fused import FusedDistiller
-from kdutils.models import report_cnn
+from kdutils.distill.distiller import Distiller, with_teacher_logits
+from kdutils.distill.fused import FusedDistiller
+from kdutils.distill.models import report_cnn
+from kdutils.distill.repro import set_seed
 from kdutils.profiles import config_key, get_profile
-from kdutils.repro import set_seed
-from kdutils.studies import get_study, study_dir, sweeps, temperature
-from kdutils.studies import sweepstats as ss
+from kdutils.studies import get_study, grid, study_dir, temperature
+from kdutils.studies import grid_stats as ss
 
 
 def test_conditions_are_slugs_of_the_temperatures():
@@ -36,12 +36,12 @@ def test_conditions_are_slugs_of_the_temperatures():
 @pytest.mark.parametrize("name", ["smoke", "default", "full"])
 def test_every_temperature_shares_the_base_teacher(name):
     profile = get_profile(name)
-    base = sweeps.base_profile(profile)
+    base = grid.base_profile(profile)
     variants = [temperature.variant(profile, c) for c in temperature.conditions(profile)]
     assert {v.temperature for v in variants} == set(temperature.SETTINGS[name]["temperatures"])
     for v in variants:
         assert config_key(v.teacher_config(0)) == config_key(base.teacher_config(0))
-        assert sweeps.teacher_directory(v) == sweeps.teacher_directory(base)
+        assert grid.teacher_directory(v) == grid.teacher_directory(base)
         # a student run differs from the base run in its temperature only
         run, ref = v.run_config(0.5, 0), base.run_config(0.5, 0)
         assert {k for k in run if run[k] != ref[k]} <= {"temperature"}

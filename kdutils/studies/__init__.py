@@ -12,14 +12,14 @@ A study module defines:
   a condition that is done and whose run page exists, so a rebuild from committed results
   trains nothing;
 - `summary(records) -> pandas.DataFrame`: the table shown on the condition's run page;
-- optionally `datasets(profile, condition) -> set[str]`: the datasets (`kdutils.data.DATASETS`)
-  the condition trains on, when not only `profile.dataset`. The build checks they can be
-  found before it starts (`kdutils.preflight`).
+- optionally `datasets(profile, condition) -> set[str]`: the datasets
+  (`kdutils.distill.data.DATASETS`) the condition trains on, when not only `profile.dataset`.
+  The build checks they can be found before it starts (`kdutils.preflight`).
 
 `python -m kdutils.sweep --profile P --study NAME` executes `notebooks/study_run.md` once per
 condition with papermill; the executed notebook becomes the page
 `book/runs/<profile>/<study>-<condition>.ipynb`. The study's chapter only reads the records.
-A study that reruns the alpha sweep under another setting builds on `kdutils.studies.sweeps`
+A study that reruns the alpha sweep under another setting builds on `kdutils.studies.grid`
 (`noise` is the smallest example); `CONTRIBUTING.md` walks through adding one.
 """
 
@@ -39,7 +39,7 @@ STUDIES: tuple[str, ...] = (
     "noise",
     "teachers",
     "temperature",
-    "metrics",
+    "calibration",
     "fashion",
     "theory",
     "hinton",

@@ -26,12 +26,19 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
-from kdutils import metrics
-from kdutils.data import Dataset, load_dataset
-from kdutils.distiller import Distiller, with_teacher_logits
-from kdutils.losses import distillation_loss
-from kdutils.models import build_model
-from kdutils.plots import WIDTH
+from kdutils.analysis.plots import WIDTH
+from kdutils.analysis.stats import RATE, error_bar, format_ci, mean_ci, summarize
+from kdutils.distill import metrics
+from kdutils.distill.data import Dataset, load_dataset
+from kdutils.distill.distiller import Distiller, with_teacher_logits
+from kdutils.distill.losses import distillation_loss
+from kdutils.distill.models import build_model
+from kdutils.distill.reportmetric import (  # bug 1, also used outside the audit
+    REPORT_BATCH_SIZE,
+    categorical_scores,
+    perfect_scores,
+)
+from kdutils.distill.repro import environment, set_seed
 from kdutils.profiles import (
     ALPHAS,
     STEPS_PER_EXECUTION,
@@ -40,15 +47,9 @@ from kdutils.profiles import (
     config_key,
     same_config,
 )
-from kdutils.reportmetric import (  # bug 1, also used outside the audit
-    REPORT_BATCH_SIZE,
-    categorical_scores,
-    perfect_scores,
-)
-from kdutils.repro import environment, set_seed
 from kdutils.results import budgets_table, epoch_records, read_json, write_json
-from kdutils.stats import RATE, error_bar, format_ci, mean_ci, paired_difference, summarize
-from kdutils.teacher import Teacher, get_teacher, load_teacher, load_weights, teacher_paths
+from kdutils.studies import grid_stats as ss
+from kdutils.teacher_cache import Teacher, get_teacher, load_teacher, load_weights, teacher_paths
 
 TITLE = "Auditing the original study's bugs"
 
@@ -615,18 +616,6 @@ def _points_plain(x: float) -> str:
     return f"{100 * x:.2f} points"
 
 
-def _paired(a: pd.Series, b: pd.Series) -> dict:
-    both = pd.concat([a.rename("a"), b.rename("b")], axis=1).dropna()
-    return paired_difference(both["a"].to_numpy(), both["b"].to_numpy())
-
-
-def _by_seed(table: pd.DataFrame, value: str, alpha: float, **where) -> pd.Series:
-    mask = table["alpha"] == alpha
-    for key, v in where.items():
-        mask &= table[key] == v
-    return table[mask].set_index("seed")[value].sort_index()
-
-
 def numbers(
     study: dict[str, list[dict]], main_records: list[dict], profile: Profile
 ) -> dict[str, str]:
@@ -691,9 +680,9 @@ def teacher_differences(records: list[dict]) -> dict[float, dict]:
     seed (`paired_difference`). The chapter's verdicts on this bug are checked against it."""
     table = teacher_table(records)
     return {
-        alpha: _paired(
-            _by_seed(table, "test_accuracy", alpha, variant="buggy"),
-            _by_seed(table, "test_accuracy", alpha, variant="corrected"),
+        alpha: ss.paired(
+            ss.by_seed(table, alpha, "test_accuracy", variant="buggy"),
+            ss.by_seed(table, alpha, "test_accuracy", variant="corrected"),
         )
         for alpha in sorted(table["alpha"].unique())
     }
@@ -728,22 +717,22 @@ def _teacher_alpha_numbers(records: list[dict]) -> dict[str, str]:
     }
     for alpha in (zero, alphas[-1]):
         tag = _tag(alpha)
-        drift = mean_ci(_by_seed(buggy, "teacher_drift", alpha))
+        drift = mean_ci(ss.by_seed(buggy, alpha, "teacher_drift"))
         out[f"tt_drift_{tag}"] = format_ci(drift, percent=False, digits=3)
-        out[f"tt_drift_max_{tag}"] = f"{_by_seed(buggy, 'teacher_drift', alpha).max():.3g}"
+        out[f"tt_drift_max_{tag}"] = f"{ss.by_seed(buggy, alpha, 'teacher_drift').max():.3g}"
     for alpha, diff in teacher_differences(records).items():
         out[f"tt_diff_{_tag(alpha)}"] = _points(diff)
-        change = mean_ci(_by_seed(buggy, "teacher_val_change", alpha))
+        change = mean_ci(ss.by_seed(buggy, alpha, "teacher_val_change"))
         out[f"tt_teacher_change_{_tag(alpha)}"] = _points(change)
     for variant in VARIANTS:
         part = table[table["variant"] == variant]
-        test = mean_ci(_by_seed(part, "test_accuracy", zero), bounds=RATE)
+        test = mean_ci(ss.by_seed(part, zero, "test_accuracy"), bounds=RATE)
         out[f"tt_{variant}_a0_test"] = format_ci(test)
-        out[f"tt_{variant}_a0_loss"] = f"{_by_seed(part, 'final_loss', zero).mean():.3g}"
-        soft = _by_seed(part, "soft_loss_original_teacher", zero).mean()
+        out[f"tt_{variant}_a0_loss"] = f"{ss.by_seed(part, zero, 'final_loss').mean():.3g}"
+        soft = ss.by_seed(part, zero, "soft_loss_original_teacher").mean()
         out[f"tt_{variant}_a0_soft_original"] = f"{soft:.3g}"
     for key, value in (("before", "teacher_val_before"), ("after_a0", "teacher_val_after")):
-        accuracy = mean_ci(_by_seed(buggy, value, zero), bounds=RATE)
+        accuracy = mean_ci(ss.by_seed(buggy, zero, value), bounds=RATE)
         out[f"tt_teacher_{key}"] = format_ci(accuracy)
     return out
 
@@ -780,12 +769,14 @@ def reused_differences(records: list[dict], main_records: list[dict]) -> dict[st
     main = main_table(main_records, records[0]["config"]["epochs"])
     alphas = records[0]["config"]["alphas"]
     out = {
-        f"{a:g}": _paired(_by_seed(chain, "test_accuracy", a), _by_seed(main, "test_accuracy", a))
+        f"{a:g}": ss.paired(
+            ss.by_seed(chain, a, "test_accuracy"), ss.by_seed(main, a, "test_accuracy")
+        )
         for a in alphas
     }
     for name, table in (("chain", chain), ("fresh", main)):
-        first, second = (_by_seed(table, "test_accuracy", a) for a in alphas[:2])
-        out[f"rise_{name}"] = _paired(second, first)
+        first, second = (ss.by_seed(table, a, "test_accuracy") for a in alphas[:2])
+        out[f"rise_{name}"] = ss.paired(second, first)
     return out
 
 
@@ -809,9 +800,11 @@ def _reused_numbers(records: list[dict], main_records: list[dict]) -> dict[str, 
     for alpha in (alphas[0], alphas[-1]):
         out[f"ru_diff_{_tag(alpha)}"] = _points(diffs[f"{alpha:g}"])
         for name, table in (("chain", chain), ("fresh", main)):
-            accuracy = mean_ci(_by_seed(table, "test_accuracy", alpha), bounds=RATE)
+            accuracy = mean_ci(ss.by_seed(table, alpha, "test_accuracy"), bounds=RATE)
             out[f"ru_{name}_{_tag(alpha)}"] = format_ci(accuracy)
-    gaps = _by_seed(chain, "test_accuracy", alphas[0]) - _by_seed(main, "test_accuracy", alphas[0])
+    gaps = ss.by_seed(chain, alphas[0], "test_accuracy") - ss.by_seed(
+        main, alphas[0], "test_accuracy"
+    )
     out["ru_first_gap"] = f"{100 * gaps.abs().max():.2f}"
     chain_means = chain.groupby("alpha")["test_accuracy"].mean()
     fresh_means = main.groupby("alpha")["test_accuracy"].mean().reindex(chain_means.index)
@@ -851,9 +844,9 @@ def comparison_table(study: dict[str, list[dict]], main_records: list[dict]) -> 
     rows = []
     for bug, (buggy, corrected) in pairs.items():
         for alpha in sorted(buggy["alpha"].unique()):
-            a = _by_seed(buggy, "test_accuracy", alpha)
-            b = _by_seed(corrected, "test_accuracy", alpha)
-            d = _paired(a, b)
+            a = ss.by_seed(buggy, alpha, "test_accuracy")
+            b = ss.by_seed(corrected, alpha, "test_accuracy")
+            d = ss.paired(a, b)
             rows.append(
                 {
                     "bug": bug,
@@ -1052,7 +1045,9 @@ def reused_figure(records: list[dict], main_records: list[dict]) -> plt.Figure:
     main = main_table(main_records, epochs)
     rows = []
     for alpha, part in chain.groupby("alpha"):
-        d = _paired(part.set_index("seed")["test_accuracy"], _by_seed(main, "test_accuracy", alpha))
+        d = ss.paired(
+            part.set_index("seed")["test_accuracy"], ss.by_seed(main, alpha, "test_accuracy")
+        )
         rows.append({"alpha": alpha, "epochs_before": part["epochs_before"].iloc[0]} | d)
     s = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(WIDTH, 3.6))

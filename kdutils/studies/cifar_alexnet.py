@@ -24,11 +24,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from kdutils import metrics
-from kdutils.augment import crop_and_flip
-from kdutils.data import Dataset, load_dataset
-from kdutils.distiller import Distiller, with_teacher_logits
-from kdutils.models import alexnet_cifar, build_model
+from kdutils.distill import metrics
+from kdutils.distill.augment import crop_and_flip
+from kdutils.distill.data import Dataset, load_dataset
+from kdutils.distill.distiller import Distiller, with_teacher_logits
+from kdutils.distill.models import alexnet_cifar, build_model
+from kdutils.distill.repro import environment, set_seed
 from kdutils.profiles import (
     PER_SEED_TEACHERS,
     STEPS_PER_EXECUTION,
@@ -36,9 +37,8 @@ from kdutils.profiles import (
     alpha_slug,
     config_key,
 )
-from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, seed_table, stored_record, write_json
-from kdutils.teacher import (
+from kdutils.teacher_cache import (
     Teacher,
     TeacherSpec,
     cached_teacher,
@@ -78,7 +78,7 @@ COMMON = {
 }
 
 # Per profile: data size, seeds, training length, the teacher's width (1 = the AlexNet-style
-# network of `kdutils.models.alexnet_cifar`) and how many test images are scored.
+# network of `kdutils.distill.models.alexnet_cifar`) and how many test images are scored.
 SETTINGS = {
     # CI: every code path in seconds.
     "smoke": {

@@ -32,17 +32,17 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
-from kdutils import metrics
-from kdutils.data import Dataset, load_dataset
-from kdutils.distiller import with_teacher_logits
-from kdutils.fused import FusedDistiller, split_history
-from kdutils.losses import check_temperature, distillation_loss
-from kdutils.models import build_model, resnet_cifar
+from kdutils.analysis.stats import paired_difference
+from kdutils.distill import metrics
+from kdutils.distill.data import Dataset, load_dataset
+from kdutils.distill.distiller import with_teacher_logits
+from kdutils.distill.fused import FusedDistiller, split_history
+from kdutils.distill.losses import check_temperature, distillation_loss
+from kdutils.distill.models import build_model, resnet_cifar
+from kdutils.distill.repro import environment, set_seed
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key
-from kdutils.repro import environment, set_seed
 from kdutils.results import epoch_records, scores, stored_record, write_json
-from kdutils.stats import paired_difference
-from kdutils.teacher import (
+from kdutils.teacher_cache import (
     Teacher,
     TeacherSpec,
     cached_teacher,

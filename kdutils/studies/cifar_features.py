@@ -1,11 +1,12 @@
 """Response- vs feature-based distillation on CIFAR-10, after a course report.
 
 A 4-stage CIFAR ResNet teacher and a narrower, shallower 4-stage ResNet student
-(`kdutils.models.resnet_cifar`). Response-based distillation (Hinton et al., 2015) at several
+(`kdutils.distill.models.resnet_cifar`).
+Response-based distillation (Hinton et al., 2015) at several
 temperatures T and weights alpha; feature-based distillation that matches the outputs of the
 four stages (`stage1`..`stage4`) with the squared MMD under Gaussian kernels, with two
 per-stage weightings and several alphas, and MMD alone (alpha = 0); FitNets' squared-error hints
-and the cosine loss at one setting each (`kdutils.features.FeatureDistiller`).
+and the cosine loss at one setting each (`kdutils.distill.features.FeatureDistiller`).
 
 Conditions, one run page each: `teacher`; `response` (the student from scratch, alpha = 1, and
 every (T, alpha)); `feature` (MMD per stage weighting and alpha, MMD alone, FitNets, cosine).
@@ -26,17 +27,17 @@ import keras
 import numpy as np
 import pandas as pd
 
-from kdutils import metrics
-from kdutils.data import Dataset, load_dataset
-from kdutils.distiller import Distiller, with_teacher_logits
-from kdutils.features import FeatureDistiller
-from kdutils.losses import MMD_BANDWIDTHS
-from kdutils.models import resnet_cifar
+from kdutils.analysis.stats import paired_difference
+from kdutils.distill import metrics
+from kdutils.distill.data import Dataset, load_dataset
+from kdutils.distill.distiller import Distiller, with_teacher_logits
+from kdutils.distill.features import FeatureDistiller
+from kdutils.distill.losses import MMD_BANDWIDTHS
+from kdutils.distill.models import resnet_cifar
+from kdutils.distill.repro import environment, set_seed
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, alpha_slug, config_key
-from kdutils.repro import environment, set_seed
 from kdutils.results import ROOT, epoch_records, read_json, scores, stored_record, write_json
-from kdutils.stats import paired_difference
-from kdutils.teacher import (
+from kdutils.teacher_cache import (
     Teacher,
     TeacherSpec,
     cached_teacher,

@@ -1,6 +1,6 @@
 """Fashion-MNIST: the α sweep on a harder dataset of the same format, next to MNIST.
 
-Two conditions, `mnist` and `fashion_mnist`: the studies' base sweep (`sweeps.variant`) with
+Two conditions, `mnist` and `fashion_mnist`: the studies' base sweep (`grid.variant`) with
 only the dataset changed, so the comparison is self-contained (same scale, models, label
 noise, temperature and seeds). Each dataset has its own teachers; the MNIST ones are the
 studies' base teachers, shared with the other studies. Each condition also records where its
@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from kdutils.data import DEBIAN_DATASETS_DIR, IDX_SHA256, load_dataset
+from kdutils.analysis.stats import RATE, mean_ci, paired_difference
+from kdutils.distill.data import DEBIAN_DATASETS_DIR, IDX_SHA256, load_dataset
 from kdutils.profiles import Profile
 from kdutils.results import budgets_table, portable, stored_record, write_json
-from kdutils.stats import RATE, mean_ci, paired_difference
-from kdutils.studies import sweeps
+from kdutils.studies import grid
+from kdutils.studies import grid_stats as ss
 
 TITLE = "Fashion-MNIST"
 
@@ -29,7 +29,7 @@ DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist")
 LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 
 # Per profile: the datasets swept (each a condition) and, where set, the alphas. The rest of
-# each sweep's scale (data, epochs, seeds, T, noise) is the studies' base (`sweeps.BASE`),
+# each sweep's scale (data, epochs, seeds, T, noise) is the studies' base (`grid.BASE`),
 # the same for both datasets.
 SETTINGS: dict[str, dict] = {
     # CI: three alphas, because scoring 11 students on the 10k test images costs most of a
@@ -55,7 +55,7 @@ def variant(profile: Profile, condition: str) -> Profile:
         raise ValueError(f"unknown condition={condition!r}; choose one of {conditions(profile)}")
     alphas = SETTINGS[profile.name].get("alphas")
     changes = {"alphas": alphas} if alphas else {}
-    return sweeps.variant(profile, dataset=condition, **changes)
+    return grid.variant(profile, dataset=condition, **changes)
 
 
 # --- where the data came from ---------------------------------------------------------------
@@ -97,7 +97,7 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
 
     Stored records whose config matches are reused."""
     v, directory = variant(profile, condition), Path(directory)
-    records = sweeps.run(v, directory)
+    records = grid.run(v, directory)
     if stored_dataset(v, directory) is None:
         write_json(dataset_path(directory), dataset_record(v))
     return records
@@ -105,7 +105,7 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
 
 def is_done(profile: Profile, condition: str, directory: Path) -> bool:
     v = variant(profile, condition)
-    return sweeps.is_done(v, Path(directory)) and stored_dataset(v, Path(directory)) is not None
+    return grid.is_done(v, Path(directory)) and stored_dataset(v, Path(directory)) is not None
 
 
 def variants(profile: Profile) -> dict[str, Profile]:
@@ -115,7 +115,7 @@ def variants(profile: Profile) -> dict[str, Profile]:
 
 def summary(records: list[dict]) -> pd.DataFrame:
     """The run page's table: per alpha, test accuracy and fidelity with 95% CIs, seeds."""
-    return sweeps.summary(records)
+    return grid.summary(records)
 
 
 # --- tables ---------------------------------------------------------------------------------
@@ -128,12 +128,6 @@ def table(study: dict[str, list[dict]]) -> pd.DataFrame:
         t = budgets_table(records)
         parts.append(t[t["epochs"] == t["epochs"].max()].assign(dataset=condition))
     return pd.concat(parts, ignore_index=True)
-
-
-def by_seed(frame: pd.DataFrame, dataset: str, alpha: float, value="test_accuracy") -> np.ndarray:
-    """`value` of one dataset and alpha in `table(study)`, in seed order."""
-    part = frame[(frame["dataset"] == dataset) & (frame["alpha"] == alpha)]
-    return part.set_index("seed")[value].sort_index().to_numpy()
 
 
 def teacher_accuracy(records: list[dict]) -> dict:
@@ -149,7 +143,10 @@ def differences(frame: pd.DataFrame) -> pd.DataFrame:
     seeds, with its 95% CI."""
     rows = []
     for (dataset, alpha), _ in frame.groupby(["dataset", "alpha"]):
-        d = paired_difference(by_seed(frame, dataset, alpha), by_seed(frame, dataset, 1.0))
+        d = paired_difference(
+            ss.by_seed(frame, alpha, "test_accuracy", dataset=dataset).to_numpy(),
+            ss.by_seed(frame, 1.0, "test_accuracy", dataset=dataset).to_numpy(),
+        )
         rows.append({"dataset": dataset, "alpha": alpha} | d)
     return pd.DataFrame(rows)
 
@@ -159,6 +156,8 @@ def best_alpha(frame: pd.DataFrame, dataset: str) -> dict:
     part = frame[frame["dataset"] == dataset]
     val = part.groupby("alpha")["val_accuracy"].mean()
     alpha = float(val.idxmax())
-    test = by_seed(frame, dataset, alpha)
-    gain = paired_difference(test, by_seed(frame, dataset, 1.0))
+    test = ss.by_seed(frame, alpha, "test_accuracy", dataset=dataset).to_numpy()
+    gain = paired_difference(
+        test, ss.by_seed(frame, 1.0, "test_accuracy", dataset=dataset).to_numpy()
+    )
     return {"alpha": alpha, "val_mean": float(val.max()), "test": mean_ci(test), "gain": gain}

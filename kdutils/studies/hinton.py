@@ -20,19 +20,19 @@ import keras
 import numpy as np
 import pandas as pd
 
-from kdutils import metrics
-from kdutils.data import Dataset, load_dataset
-from kdutils.distiller import Distiller, with_teacher_logits
-from kdutils.models import build_model
+from kdutils.distill import metrics
+from kdutils.distill.data import Dataset, load_dataset
+from kdutils.distill.distiller import Distiller, with_teacher_logits
+from kdutils.distill.models import build_model
+from kdutils.distill.repro import environment, set_seed
 from kdutils.profiles import (
     PER_SEED_TEACHERS,
     STEPS_PER_EXECUTION,
     Profile,
     config_key,
 )
-from kdutils.repro import environment, set_seed
 from kdutils.results import by_seed, epoch_records, seed_table, stored_record, write_json
-from kdutils.teacher import (
+from kdutils.teacher_cache import (
     Teacher,
     TeacherSpec,
     cached_teacher,

@@ -2,7 +2,7 @@
 
 Each condition is one noise rate: that fraction of the training labels is flipped to another
 class (validation and test labels stay clean), the teachers are trained on the same noisy
-labels, and the whole alpha sweep reruns at the studies' scale (`sweeps.variant`). Every run
+labels, and the whole alpha sweep reruns at the studies' scale (`grid.variant`). Every run
 record holds, on the training examples whose label was flipped, how often the model predicts
 the true label (`recovery`) and how often it repeats the wrong one (`memorisation`); so does
 every teacher record. The best alpha is chosen on validation accuracy only.
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from kdutils.analysis.stats import RATE, format_ci, mean_ci, summarize
 from kdutils.profiles import Profile, alpha_slug
-from kdutils.stats import RATE, format_ci, mean_ci, summarize
-from kdutils.studies import sweeps
-from kdutils.studies import sweepstats as ss
+from kdutils.studies import grid
+from kdutils.studies import grid_stats as ss
 
 TITLE = "Label noise and denoising"
 
@@ -54,20 +54,20 @@ def rate_of(profile: Profile, condition: str) -> float:
 def variant(profile: Profile, condition: str) -> Profile:
     """The condition's profile: the studies' scale with its noise rate."""
     extra = {k: v for k, v in SETTINGS[profile.name].items() if k != "rates"}
-    return sweeps.variant(profile, noise_rate=rate_of(profile, condition), **extra)
+    return grid.variant(profile, noise_rate=rate_of(profile, condition), **extra)
 
 
 def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
-    return sweeps.run(variant(profile, condition), Path(directory))
+    return grid.run(variant(profile, condition), Path(directory))
 
 
 def is_done(profile: Profile, condition: str, directory: Path) -> bool:
-    return sweeps.is_done(variant(profile, condition), Path(directory))
+    return grid.is_done(variant(profile, condition), Path(directory))
 
 
 def summary(records: list[dict]) -> pd.DataFrame:
     """The sweep's table, with recovery and memorisation of the flipped labels per alpha."""
-    out = sweeps.summary(records)
+    out = grid.summary(records)
     table = ss.final_table(records).dropna(subset=["recovery"])
     for key in ("recovery", "memorisation"):
         if not table.empty:

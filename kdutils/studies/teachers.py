@@ -1,7 +1,7 @@
 """Teacher quality: where does the best alpha lie when the teacher is weaker or stronger?
 
 Each condition is one teacher, and the whole alpha sweep reruns at the studies' scale
-(`sweeps.variant`) with the same students, seeds and noisy labels:
+(`grid.variant`) with the same students, seeds and noisy labels:
 
 - `epochs_<e>`: the report's teacher stopped after e epochs (the studies' base teacher is one
   of them; the longest is the "longest-trained" teacher, trained to the end of the budget,
@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kdutils.analysis.stats import RATE, mean_ci
 from kdutils.profiles import Profile
-from kdutils.stats import RATE, mean_ci
-from kdutils.studies import sweeps
-from kdutils.studies import sweepstats as ss
+from kdutils.studies import grid
+from kdutils.studies import grid_stats as ss
 
 TITLE = "Teacher quality"
 
-TINY = "tiny_teacher"  # the small teacher's name in kdutils.models
+TINY = "tiny_teacher"  # the small teacher's name in kdutils.distill.models
 
 # Per profile: the report teacher's epoch counts (they must include the studies' base teacher
 # epochs), which of them is the longest-trained teacher, the tiny teacher's epochs and, for
@@ -45,7 +45,7 @@ SETTINGS = {
 
 def settings(profile: Profile) -> dict:
     s = SETTINGS[profile.name]
-    base = sweeps.base_profile(profile).teacher_epochs
+    base = grid.base_profile(profile).teacher_epochs
     if base not in s["epochs"] or s["trained"] != max(s["epochs"]):
         raise ValueError(f"{profile.name}: epochs {s['epochs']} must hold the base {base}")
     return s | {"base": base}
@@ -60,23 +60,23 @@ def variant(profile: Profile, condition: str) -> Profile:
     s = settings(profile)
     extra = {"alphas": s["alphas"]} if "alphas" in s else {}
     if condition == "tiny":
-        return sweeps.variant(profile, teacher=TINY, teacher_epochs=s["tiny_epochs"], **extra)
+        return grid.variant(profile, teacher=TINY, teacher_epochs=s["tiny_epochs"], **extra)
     epochs = int(condition.removeprefix("epochs_")) if condition.startswith("epochs_") else None
     if epochs not in s["epochs"]:
         raise ValueError(f"unknown condition={condition!r}; choose one of {conditions(profile)}")
-    return sweeps.variant(profile, teacher_epochs=epochs, **extra)
+    return grid.variant(profile, teacher_epochs=epochs, **extra)
 
 
 def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
-    return sweeps.run(variant(profile, condition), Path(directory))
+    return grid.run(variant(profile, condition), Path(directory))
 
 
 def is_done(profile: Profile, condition: str, directory: Path) -> bool:
-    return sweeps.is_done(variant(profile, condition), Path(directory))
+    return grid.is_done(variant(profile, condition), Path(directory))
 
 
 def summary(records: list[dict]) -> pd.DataFrame:
-    return sweeps.summary(records)
+    return grid.summary(records)
 
 
 def label(profile: Profile, condition: str) -> str:

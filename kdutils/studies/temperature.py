@@ -1,6 +1,6 @@
 """Temperature × α: the α sweep rerun at several distillation temperatures T.
 
-Every condition is the studies' base sweep (`sweeps.variant`) with another T. The teacher's
+Every condition is the studies' base sweep (`grid.variant`) with another T. The teacher's
 config does not depend on T, so all conditions share the base teachers and only students
 train. Two temperatures are there for a bug report: another course report got a NaN loss at
 T = 1.01 (from the log of a softmax); `t_1` and `t_1p01` check that every loss is finite here.
@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kdutils.analysis.stats import RATE, mean_ci, paired_difference
 from kdutils.profiles import Profile
-from kdutils.stats import RATE, mean_ci, paired_difference
-from kdutils.studies import sweeps
+from kdutils.studies import grid
 
 TITLE = "Temperature × α"
 
 TEMPERATURES: tuple[float, ...] = (1.0, 1.01, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0)
 
 # Per profile: the temperatures swept (each a condition) and, where set, the alphas. The rest
-# of each sweep's scale (data, epochs, seeds) is the studies' base (`sweeps.BASE`).
+# of each sweep's scale (data, epochs, seeds) is the studies' base (`grid.BASE`).
 SETTINGS: dict[str, dict] = {
     # CI: the two temperatures of the NaN report and the book's T = 10; three alphas, because
     # scoring 11 students on the 10k test images costs most of a smoke sweep.
@@ -66,16 +66,16 @@ def variant(profile: Profile, condition: str) -> Profile:
         raise ValueError(f"unknown condition={condition!r}; choose one of {conditions(profile)}")
     alphas = SETTINGS[profile.name].get("alphas")
     changes = {"alphas": alphas} if alphas else {}
-    return sweeps.variant(profile, temperature=temperature_of(condition), **changes)
+    return grid.variant(profile, temperature=temperature_of(condition), **changes)
 
 
 def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
     """Every (alpha, seed) at this temperature, fused per seed; stored records are reused."""
-    return sweeps.run(variant(profile, condition), Path(directory))
+    return grid.run(variant(profile, condition), Path(directory))
 
 
 def is_done(profile: Profile, condition: str, directory: Path) -> bool:
-    return sweeps.is_done(variant(profile, condition), Path(directory))
+    return grid.is_done(variant(profile, condition), Path(directory))
 
 
 def variants(profile: Profile) -> dict[str, Profile]:
@@ -190,7 +190,7 @@ def cell_differences(frame: pd.DataFrame) -> pd.DataFrame:
 def summary(records: list[dict]) -> pd.DataFrame:
     """The run page's table: per alpha, test accuracy and fidelity with 95% CIs, seeds, and
     the number of logged loss values that are not finite."""
-    out = sweeps.summary(records)
+    out = grid.summary(records)
     bad = {}
     for r in records:
         bad[r["config"]["alpha"]] = bad.get(r["config"]["alpha"], 0) + nonfinite([r])

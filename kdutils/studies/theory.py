@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kdutils.analysis.stats import RATE, mean_ci
+from kdutils.distill.repro import environment
 from kdutils.profiles import Profile, same_config
-from kdutils.repro import environment
 from kdutils.results import read_json, write_json
-from kdutils.stats import RATE, mean_ci
 
 TITLE = "Theory: the optimal α in linear regression"
 

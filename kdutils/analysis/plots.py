@@ -8,7 +8,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from kdutils.stats import RATE, error_bar, summarize
+from kdutils.analysis.stats import RATE, error_bar, summarize
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 WIDTH = 7.5  # inches: the book's text width at 100 dpi and more

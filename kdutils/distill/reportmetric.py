@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from kdutils import metrics
+from kdutils.distill import metrics
 
 # The report's notebook trained and evaluated with batch 32: CategoricalAccuracy on integer
 # labels depends on the batch (`explained`).

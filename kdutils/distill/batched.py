@@ -11,7 +11,7 @@ each record):
 - "vmap" (JAX): `jax.vmap` over the student written as a pure function of its weights, so
   an accelerator sees a few large kernels instead of N small ones;
 - "loop": the students one after another inside the one compiled function (the form of
-  `kdutils.fused.FusedDistiller`). TensorFlow on CPU refuses the gradient of a grouped
+  `kdutils.distill.fused.FusedDistiller`). TensorFlow on CPU refuses the gradient of a grouped
   convolution and its batched-matmul form was slower; on JAX's CPU, vmap's grouped
   convolutions were far slower than this (benchmarks/speed.py).
 
@@ -31,13 +31,13 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from kdutils.losses import (
+from kdutils.distill.losses import (
     check_alpha,
     check_temperature,
     cross_entropy_per_example,
     scaled_kl_per_example,
 )
-from kdutils.repro import set_seed
+from kdutils.distill.repro import set_seed
 
 SUPPORTED = (
     layers.Conv2D,

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from kdutils.finite import check_finite, check_finite_dataset
-from kdutils.losses import (
+from kdutils.distill.finite import check_finite, check_finite_dataset
+from kdutils.distill.losses import (
     check_alpha,
     check_temperature,
     combine,
@@ -30,7 +30,7 @@ _AUGMENTED_CACHE_MESSAGE = (
 )
 _CLAIMED_MESSAGE = (
     "student {name!r} is already used by another Distiller. Build a new student for every "
-    "run (kdutils.models.build_model), so no run warm-starts from another."
+    "run (kdutils.distill.models.build_model), so no run warm-starts from another."
 )
 
 
@@ -65,7 +65,7 @@ class Distiller(keras.Model):
     """Response-based knowledge distillation (Hinton et al., 2015) with a frozen teacher.
 
     loss = alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(softmax(t/T) || softmax(s/T)),
-    with `alpha` on the hard labels (see `kdutils.losses`).
+    with `alpha` on the hard labels (see `kdutils.distill.losses`).
 
     Teacher outputs come one of two ways:
     - `teacher=model`: the teacher runs in inference mode at every step (needed under data
@@ -74,11 +74,11 @@ class Distiller(keras.Model):
       `with_teacher_logits(x, teacher_logits)`. Much faster: the teacher never runs during
       training (see `benchmarks/speed.py`). Wrong under data augmentation.
 
-    `augmentation` (a layer, e.g. `kdutils.augment.crop_and_flip()`) transforms every training
-    batch once, in `call`; the teacher then scores that same augmented batch in `compute_loss`.
-    Logits cached on un-augmented images would belong to other inputs, so an augmentation
-    needs a teacher model and refuses cached logits. Validation and test data are never
-    augmented.
+    `augmentation` (a layer, e.g. `kdutils.distill.augment.crop_and_flip()`) transforms every
+    training batch once, in `call`; the teacher then scores that same augmented batch in
+    `compute_loss`. Logits cached on un-augmented images would belong to other inputs, so an
+    augmentation needs a teacher model and refuses cached logits. Validation and test data are
+    never augmented.
 
     Metrics: `accuracy` (sparse categorical, unless you compile others), `hard_loss` (CE),
     `soft_loss` (T^2 KL) and `fidelity` (top-1 agreement with the teacher).
@@ -88,7 +88,7 @@ class Distiller(keras.Model):
     `fit` checks its data before training (`check_data`): integer labels in range, cached
     logits present and well shaped, no NaN or inf in the inputs or logits (in the graph, batch
     by batch, for a `tf.data` dataset), and not empty. Add
-    `kdutils.finite.StopOnNonFiniteLoss()` to the callbacks to stop on a NaN loss.
+    `kdutils.distill.finite.StopOnNonFiniteLoss()` to the callbacks to stop on a NaN loss.
     """
 
     def __init__(
@@ -168,7 +168,7 @@ class Distiller(keras.Model):
 
         In-memory arrays (NumPy, lists): the inputs must carry cached teacher logits when there
         is no teacher model, of shape (N, classes); labels must be integer class indices in
-        range; inputs and logits must be finite (`kdutils.finite`). A `tf.data` dataset is
+        range; inputs and logits must be finite (`kdutils.distill.finite`). A `tf.data` dataset is
         checked by its element spec here, and its values in the graph as it is read.
         """
         if is_dataset(x):

@@ -1,15 +1,16 @@
-"""The metrics study: per-class scores and ECE against hand-computed values, resume, tables."""
+"""The calibration study: per-class scores and ECE against hand-computed values, resume, tables."""
 
 import json
 
 import numpy as np
 import pytest
 
+from kdutils.distill import metrics
 from kdutils.experiment import test_logits_path as logits_path
 from kdutils.profiles import get_profile
 from kdutils.results import run_path, write_json, write_npz
+from kdutils.studies import calibration as study
 from kdutils.studies import get_study
-from kdutils.studies import metrics as study
 
 RNG = np.random.default_rng(0)
 
@@ -27,21 +28,21 @@ def logits_with_confidence(confidence, predicted, num_classes: int = 10) -> np.n
 
 
 def test_confusion_and_per_class_scores_by_hand():
-    c = study.confusion_matrix(LABELS, PREDICTED, 3)
+    c = metrics.confusion_matrix(LABELS, PREDICTED, 3)
     np.testing.assert_array_equal(c, [[2, 1, 0], [0, 1, 1], [0, 0, 1]])
-    s = study.per_class(c)
+    s = metrics.per_class(c)
     np.testing.assert_allclose(s["precision"], [1.0, 0.5, 0.5])
     np.testing.assert_allclose(s["recall"], [2 / 3, 0.5, 1.0])
     np.testing.assert_allclose(s["f1"], [0.8, 0.5, 2 / 3])
     np.testing.assert_allclose(s["accuracy"], [5 / 6, 4 / 6, 5 / 6])  # one-vs-rest
     np.testing.assert_array_equal(s["support"], [3, 2, 1])
-    assert study.macro_f1(c) == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert metrics.macro_f1(c) == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
 
 
 def test_a_class_never_seen_nor_predicted_scores_zero():
-    s = study.per_class(study.confusion_matrix(LABELS, PREDICTED, 4))
+    s = metrics.per_class(metrics.confusion_matrix(LABELS, PREDICTED, 4))
     assert (s["precision"][3], s["recall"][3], s["f1"][3], s["accuracy"][3]) == (0, 0, 0, 1)
-    assert study.macro_f1(study.confusion_matrix(LABELS, PREDICTED, 4)) == pytest.approx(
+    assert metrics.macro_f1(metrics.confusion_matrix(LABELS, PREDICTED, 4)) == pytest.approx(
         (0.8 + 0.5 + 2 / 3) / 4
     )
 
@@ -49,7 +50,7 @@ def test_a_class_never_seen_nor_predicted_scores_zero():
 def test_per_class_scores_match_sklearn():
     skm = pytest.importorskip("sklearn.metrics")
     labels, predicted = RNG.integers(0, 10, 500), RNG.integers(0, 10, 500)
-    s = study.per_class(study.confusion_matrix(labels, predicted, 10))
+    s = metrics.per_class(metrics.confusion_matrix(labels, predicted, 10))
     p, r, f, support = skm.precision_recall_fscore_support(
         labels, predicted, labels=range(10), zero_division=0
     )
@@ -63,7 +64,7 @@ def test_per_class_scores_match_sklearn():
 
 def test_bins_are_equal_width_and_closed_on_the_right():
     edges = np.arange(16) / 15
-    b = study.bin_index(np.concatenate([[0.0], edges[1:], edges[1:-1] + 1e-9]))
+    b = metrics.bin_index(np.concatenate([[0.0], edges[1:], edges[1:-1] + 1e-9]))
     np.testing.assert_array_equal(b, [0, *range(15), *range(1, 15)])
 
 
@@ -87,7 +88,7 @@ def test_ece_is_near_zero_for_a_calibrated_random_model():
     labels = RNG.integers(0, 10, n)
     predicted = np.where(right, labels, (labels + RNG.integers(1, 10, n)) % 10)
     p = np.exp(logits_with_confidence(confidence, predicted))
-    assert study.expected_calibration_error(p, labels) < 0.01
+    assert metrics.expected_calibration_error(p, labels) < 0.01
 
 
 def test_ece_of_overconfident_models():
@@ -101,7 +102,7 @@ def test_ece_of_overconfident_models():
     confidence = np.array([0.95] * 20 + [0.55] * 20)
     predicted = np.array([0] * 15 + [1] * 5 + [0] * 11 + [1] * 9)
     p = np.exp(logits_with_confidence(confidence, predicted))
-    assert study.expected_calibration_error(p, np.zeros(40, dtype=int)) == pytest.approx(0.1)
+    assert metrics.expected_calibration_error(p, np.zeros(40, dtype=int)) == pytest.approx(0.1)
 
 
 def test_evaluate_is_consistent_and_json_serialisable():
@@ -112,7 +113,7 @@ def test_evaluate_is_consistent_and_json_serialisable():
     assert np.trace(e["confusion"]) / 300 == pytest.approx(e["accuracy"])
     assert sum(e["calibration"]["correct"]) / 300 == pytest.approx(e["accuracy"])
     assert sum(e["calibration"]["confidence"]) / 300 == pytest.approx(e["mean_confidence"])
-    assert study.ece_from_bins(e["calibration"]) == pytest.approx(e["ece"])
+    assert metrics.ece_from_bins(e["calibration"]) == pytest.approx(e["ece"])
     uniform = study.evaluate(np.zeros((5, 10)), np.arange(5))
     assert uniform["nll"] == pytest.approx(np.log(10))
 
@@ -121,7 +122,7 @@ def test_evaluate_is_consistent_and_json_serialisable():
 
 
 def _fake_sweep(calls):
-    """A stand-in for sweeps.run: writes records and test logits as save_logits=True does."""
+    """A stand-in for grid.run: writes records and test logits as save_logits=True does."""
 
     def run(variant, directory, save_logits=False):
         assert save_logits
@@ -141,7 +142,7 @@ def _fake_sweep(calls):
 
 
 def test_settings_and_conditions():
-    assert get_study("metrics") is study
+    assert get_study("calibration") is study
     for name in ("smoke", "default", "full"):
         p = study.study_profile(get_profile(name))
         assert p.alphas == (0.0, 0.5, 1.0)
@@ -153,7 +154,7 @@ def test_settings_and_conditions():
 def test_run_adds_metrics_once_and_resumes(tmp_path, monkeypatch):
     profile = get_profile("smoke")
     calls, teacher_calls = [], []
-    monkeypatch.setattr(study.sweeps, "run", _fake_sweep(calls))
+    monkeypatch.setattr(study.grid, "run", _fake_sweep(calls))
     monkeypatch.setattr(study, "_test_labels", lambda p: RNG.integers(0, 10, 50))
 
     def teacher(p, seed):

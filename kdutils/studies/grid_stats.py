@@ -2,7 +2,7 @@
 under another condition (label noise, teacher quality). Everything reads records only.
 
 "Best alpha" is always the alpha with the highest mean *validation* accuracy at the last epoch
-budget (`kdutils.report.best_alpha`); the test set chooses nothing.
+budget (`kdutils.analysis.report.best_alpha`); the test set chooses nothing.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from kdutils.analysis.report import best_alpha as _best_alpha
+from kdutils.analysis.report import diff_text
+from kdutils.analysis.stats import RATE, error_bar, mean_ci, paired_difference, summarize
 from kdutils.profiles import Profile, same_config
-from kdutils.report import best_alpha as _best_alpha
-from kdutils.report import diff_text
 from kdutils.results import budgets_table, read_json
-from kdutils.stats import RATE, error_bar, mean_ci, paired_difference, summarize
-from kdutils.studies import load_study, sweeps
-from kdutils.teacher import matches, teacher_paths
+from kdutils.studies import grid, load_study
+from kdutils.teacher_cache import matches, teacher_paths
 
 
 def current(study: dict[str, list[dict]], variants: dict[str, Profile]) -> dict[str, list[dict]]:
@@ -65,7 +65,7 @@ def load_sweep_study(profile: Profile, study: str, variants: dict[str, Profile])
 
 def teacher_records(variant: Profile) -> list[dict]:
     """The cached teachers' JSON records of `variant`, one per seed (their logits not needed)."""
-    directory = sweeps.teacher_directory(variant)
+    directory = grid.teacher_directory(variant)
     out = []
     for seed in variant.teacher_seeds():
         path = teacher_paths(directory, seed)[0]
@@ -101,10 +101,12 @@ def best_alpha(records: list[dict]) -> float:
     return _best_alpha(records, last_epochs(records))["alpha"]
 
 
-def by_seed(table: pd.DataFrame, alpha: float, value: str) -> pd.Series:
-    """`value` of one alpha, indexed by seed."""
-    part = table[np.isclose(table["alpha"], alpha)]
-    return part.set_index("seed")[value].sort_index()
+def by_seed(table: pd.DataFrame, alpha: float, value: str, **where) -> pd.Series:
+    """`value` of one alpha (and the rows whose columns equal `where`), indexed by seed."""
+    mask = np.isclose(table["alpha"], alpha)
+    for column, wanted in where.items():
+        mask &= table[column] == wanted
+    return table[mask].set_index("seed")[value].sort_index()
 
 
 def paired(a: pd.Series, b: pd.Series) -> dict:

@@ -1,7 +1,7 @@
 """The shared machinery of the studies that rerun the alpha sweep under another condition.
 
 A condition is a variant of the profile (another noise rate, temperature, teacher, dataset).
-Its sweep trains every (alpha, seed) with fused students (`kdutils.fused`), writes the same
+Its sweep trains every (alpha, seed) with fused students (`kdutils.distill.fused`), writes the same
 run records as the main sweep under the condition's directory, and shares teachers between
 studies: a teacher is cached under `results/<profile>/studies/teachers/<key>/`, where the key
 hashes its config, so every condition with the same teacher config reuses it.
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from kdutils.analysis.stats import format_ci, summarize
 from kdutils.experiment import load_run, run_profile
 from kdutils.profiles import PER_SEED_TEACHERS, Profile, config_key
 from kdutils.results import budgets_table
-from kdutils.stats import format_ci, summarize
 
 # The studies' scale per profile, applied to the profile before a condition's own changes.
 # default: 5k training images, 5 epochs and 3 seeds, each seed with its own split and a

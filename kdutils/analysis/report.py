@@ -11,8 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from kdutils.results import budgets_table
-from kdutils.stats import (
+from kdutils.analysis.stats import (
     detectable_difference,
     format_ci,
     holm,
@@ -21,6 +20,7 @@ from kdutils.stats import (
     tost,
     wilson,
 )
+from kdutils.results import budgets_table
 
 # What the original report printed, quoted for comparison only. Its notebook shows that its
 # student numbers are 1 - CategoricalAccuracy on integer labels (0.931 = 1 - 0.0691), not

@@ -18,12 +18,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kdutils import metrics
-from kdutils.data import Dataset, arrays_sha256, load_dataset
-from kdutils.finite import StopOnNonFiniteLoss, check_finite
-from kdutils.models import build_model
+from kdutils.distill import metrics
+from kdutils.distill.data import Dataset, arrays_sha256, load_dataset
+from kdutils.distill.finite import StopOnNonFiniteLoss, check_finite
+from kdutils.distill.models import build_model
+from kdutils.distill.repro import environment, set_seed
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
-from kdutils.repro import environment, set_seed
 from kdutils.results import (
     epoch_records,
     exclusive,
@@ -201,7 +201,7 @@ def fit_supervised(
     its validation split; return the Keras history and the training seconds.
 
     Inputs holding NaN or inf are refused first, and a loss that becomes NaN or inf stops
-    training with `NonFiniteError` (`kdutils.finite`)."""
+    training with `NonFiniteError` (`kdutils.distill.finite`)."""
     for split in ("train", "val"):
         check_finite(getattr(data, f"x_{split}"), f"{data.name} x_{split}")
     compile_supervised(model, optimizer)

@@ -149,7 +149,7 @@ def distillation_loss_per_example(teacher_logits, student_logits, temperature: f
 
 def scaled_kl_per_example(teacher_logits, student_logits, temperature):
     """`distillation_loss_per_example` with `temperature` unchecked: it may be a tensor (one
-    per student in `kdutils.batched`)."""
+    per student in `kdutils.distill.batched`)."""
     return _kl_divergence(teacher_logits, student_logits, temperature) * (temperature**2)
 
 
@@ -211,7 +211,7 @@ def kd_loss(labels, teacher_logits, student_logits, alpha: float, temperature: f
 # --- Feature-based losses --------------------------------------------------------------------
 # Each compares a batch of student features with a batch of teacher features of the same
 # shape, (B, ...), e.g. (B, H, W, C) feature maps. Project the student's features first when
-# the widths differ (`kdutils.features.FeatureDistiller` learns that projection).
+# the widths differ (`kdutils.distill.features.FeatureDistiller` learns that projection).
 
 # Bandwidths of the Gaussian kernels of `mmd_loss`, as multiples of the data's own scale.
 MMD_BANDWIDTHS: tuple[float, ...] = (0.5, 1.0, 2.0)

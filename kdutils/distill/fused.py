@@ -13,8 +13,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kdutils.distiller import Distiller
-from kdutils.losses import (
+from kdutils.distill.distiller import Distiller
+from kdutils.distill.losses import (
     check_alpha,
     check_temperature,
     combine,

@@ -1,7 +1,7 @@
 """Beyond accuracy: per-class metrics and calibration of distilled students and their teachers.
 
 One condition, `base` (the studies' shared setting: 5% label noise, T = 10, the report's
-teacher), trains students at a few values of α with `sweeps.run(..., save_logits=True)`, so
+teacher), trains students at a few values of α with `grid.run(..., save_logits=True)`, so
 each run's test logits are stored beside its record (`experiment.test_logits_path`). From those
 logits, and from the cached test logits of the seed's teacher, `run` adds to every record:
 
@@ -22,12 +22,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kdutils import metrics as base_metrics
+from kdutils.analysis.stats import RATE, interval_text, mean_ci, paired_difference
+from kdutils.distill import metrics as base_metrics
+from kdutils.distill.metrics import (
+    BINS,
+    bin_index,
+    calibration_bins,
+    confusion_matrix,
+    ece_from_bins,
+    macro_f1,
+    per_class,
+    softmax,
+)
 from kdutils.experiment import stored_test_logits, test_logits_path
 from kdutils.profiles import Profile, alpha_slug, same_config
 from kdutils.results import run_path, write_json
-from kdutils.stats import RATE, interval_text, mean_ci, paired_difference
-from kdutils.studies import sweeps
+from kdutils.studies import grid
 
 TITLE = "Beyond accuracy: per-class metrics and calibration"
 
@@ -35,12 +45,11 @@ CONDITION = "base"
 # The format of the stored evaluations: records of another version are re-evaluated from their
 # stored logits (nothing is retrained).
 VERSION = 1
-BINS = 15  # equal-width confidence bins of the ECE and the reliability diagrams (Guo et al.)
 TEACHER = "teacher"
 # A reliability-diagram bin is drawn only where every seed has at least this many predictions.
 MIN_BIN_COUNT = 5
 
-# The alphas per profile; the scale (images, epochs, seeds, teacher) is `sweeps.BASE`'s.
+# The alphas per profile; the scale (images, epochs, seeds, teacher) is `grid.BASE`'s.
 SETTINGS: dict[str, dict] = {
     "smoke": {"alphas": (0.0, 0.5, 1.0)},
     "default": {"alphas": (0.0, 0.5, 1.0)},
@@ -50,91 +59,11 @@ SETTINGS: dict[str, dict] = {
 
 def study_profile(profile: Profile) -> Profile:
     """The condition's profile: the studies' base scale with this study's alphas."""
-    return sweeps.variant(profile, alphas=SETTINGS[profile.name]["alphas"])
+    return grid.variant(profile, alphas=SETTINGS[profile.name]["alphas"])
 
 
 def conditions(profile: Profile) -> list[str]:
     return [CONDITION]
-
-
-# --- metrics ---------------------------------------------------------------------------------
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """softmax at T = 1, in float64 (logits may be stored as float16)."""
-    z = np.asarray(logits, dtype=np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def confusion_matrix(labels, predicted, num_classes: int) -> np.ndarray:
-    """counts[i, j]: examples of true class i predicted as j."""
-    labels, predicted = np.asarray(labels), np.asarray(predicted)
-    flat = np.bincount(labels * num_classes + predicted, minlength=num_classes**2)
-    return flat.reshape(num_classes, num_classes)
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den, and 0 where den is 0 (scikit-learn's zero_division=0)."""
-    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-
-
-def per_class(confusion) -> dict[str, np.ndarray]:
-    """Per-class precision, recall, F1, one-vs-rest accuracy and support of a confusion matrix.
-
-    recall_c = TP / (TP + FN) is the share of class c's examples classified as c; accuracy_c is
-    the one-vs-rest (TP + TN) / n. A ratio with a zero denominator is 0.
-    """
-    c = np.asarray(confusion, dtype=float)
-    tp = np.diag(c)
-    support, predicted, n = c.sum(axis=1), c.sum(axis=0), c.sum()
-    precision, recall = _ratio(tp, predicted), _ratio(tp, support)
-    f1 = _ratio(2 * precision * recall, precision + recall)
-    tn = n - support - predicted + tp
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "accuracy": (tp + tn) / n,
-        "support": support.astype(int),
-    }
-
-
-def macro_f1(confusion) -> float:
-    """The unweighted mean of the per-class F1 scores."""
-    return float(per_class(confusion)["f1"].mean())
-
-
-def bin_index(confidence, bins: int = BINS) -> np.ndarray:
-    """The bin of each confidence: bin b is (b / bins, (b + 1) / bins], and 0 includes 0."""
-    inner = np.linspace(0.0, 1.0, bins + 1)[1:-1]
-    return np.searchsorted(inner, np.asarray(confidence, dtype=float), side="left")
-
-
-def calibration_bins(probabilities, labels, bins: int = BINS) -> dict[str, list]:
-    """Per confidence bin: how many predictions, their summed top-label confidence, and how
-    many were right. Sums, not means, so that bins of several runs can be added."""
-    p = np.asarray(probabilities, dtype=float)
-    confidence, correct = p.max(axis=-1), p.argmax(axis=-1) == np.asarray(labels)
-    b = bin_index(confidence, bins)
-    return {
-        "count": np.bincount(b, minlength=bins).tolist(),
-        "confidence": np.bincount(b, weights=confidence, minlength=bins).tolist(),
-        "correct": np.bincount(b, weights=correct, minlength=bins).astype(int).tolist(),
-    }
-
-
-def ece_from_bins(bins: dict) -> float:
-    """Σ_b (n_b / n) |acc_b − conf_b| = Σ_b |correct_b − confidence_sum_b| / n."""
-    count = np.asarray(bins["count"], dtype=float)
-    gap = np.abs(np.asarray(bins["correct"], float) - np.asarray(bins["confidence"], float))
-    return float(gap.sum() / count.sum())
-
-
-def expected_calibration_error(probabilities, labels, bins: int = BINS) -> float:
-    """ECE of top-label confidences in `bins` equal-width bins (Naeini et al.; Guo et al.)."""
-    return ece_from_bins(calibration_bins(probabilities, labels, bins))
 
 
 def evaluate(logits, labels, bins: int = BINS) -> dict:
@@ -160,16 +89,16 @@ def evaluate(logits, labels, bins: int = BINS) -> dict:
 
 def _test_labels(profile: Profile) -> np.ndarray:
     """The test labels (the official test set: the same for every seed)."""
-    from kdutils.data import load_dataset
+    from kdutils.distill.data import load_dataset
 
     return load_dataset(**profile.data_config(profile.seeds[0])).y_test
 
 
 def _teacher_test_logits(profile: Profile, seed: int) -> np.ndarray:
     """The cached test logits of the teacher of `seed` (trained first if not cached)."""
-    from kdutils.teacher import get_teacher
+    from kdutils.teacher_cache import get_teacher
 
-    return get_teacher(profile, seed, sweeps.teacher_directory(profile)).logits["test"]
+    return get_teacher(profile, seed, grid.teacher_directory(profile)).logits["test"]
 
 
 def _has_metrics(record: dict, directory: Path) -> bool:
@@ -190,7 +119,7 @@ def run(profile: Profile, condition: str, directory: Path) -> list[dict]:
     if condition != CONDITION:
         raise ValueError(f"unknown condition={condition!r}; choose {CONDITION!r}")
     variant = study_profile(profile)
-    records = sweeps.run(variant, Path(directory), save_logits=True)
+    records = grid.run(variant, Path(directory), save_logits=True)
     todo = [r for r in records if not _has_metrics(r, directory)]
     if todo:
         labels = _test_labels(variant)

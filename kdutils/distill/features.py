@@ -3,12 +3,13 @@
 Feature-based distillation matches intermediate representations rather than outputs:
 FitNets' hints (Romero et al., 2015), the maximum mean discrepancy between feature
 distributions (in the spirit of Huang and Wang, 2017), or the cosine of hidden representations
-(PyTorch's knowledge-distillation tutorial). It is the sibling of `kdutils.distiller.Distiller`:
+(PyTorch's knowledge-distillation tutorial). It is the sibling of
+`kdutils.distill.distiller.Distiller`:
 
     loss = alpha * CE(labels, student) + (1 - alpha) * sum_i w_i * L(P_i(s_i), t_i)
 
 where s_i and t_i are the outputs of the i-th paired student and teacher layers, L is one of
-`kdutils.losses.FEATURE_LOSSES` ("mmd", "fitnets", "cosine") and P_i a learned projection.
+`kdutils.distill.losses.FEATURE_LOSSES` ("mmd", "fitnets", "cosine") and P_i a learned projection.
 `alpha` weights the hard labels, as everywhere in this book: alpha = 1 is plain supervised
 training (the teacher never runs), alpha = 0 ignores the labels.
 """
@@ -18,8 +19,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from kdutils.distiller import Distiller, num_classes_of
-from kdutils.losses import (
+from kdutils.distill.distiller import Distiller, num_classes_of
+from kdutils.distill.losses import (
     FEATURE_LOSSES,
     MMD_BANDWIDTHS,
     check_alpha,
@@ -75,7 +76,7 @@ class FeatureDistiller(keras.Model):
     Arguments:
         student, teacher: functional (or Sequential) Keras models that output logits.
         pairs: {student layer name: teacher layer name}, in the order of `weights`.
-        loss: "mmd" (squared MMD with Gaussian kernels, `kdutils.losses.mmd_loss`),
+        loss: "mmd" (squared MMD with Gaussian kernels, `kdutils.distill.losses.mmd_loss`),
             "fitnets" (mean squared error, FitNets) or "cosine" (1 - cosine similarity).
         weights: one weight w_i >= 0 per pair, e.g. [0.25] * 4 or [0.1, 0.2, 0.3, 0.4];
             default equal weights summing to 1.
