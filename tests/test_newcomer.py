@@ -133,7 +133,7 @@ def test_committed_results_need_no_data_but_the_chapters_do():
             "chapter experiments",
             "chapter literature",
             "chapter results",
-            "chapter metrics",
+            "chapter calibration",
             "chapter hinton",
         },
         "fashion_mnist": {"chapter fashion"},
