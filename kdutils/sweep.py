@@ -209,7 +209,7 @@ def run_sweep(
     its results stored and only reports them: one executed page and one results file per run.
     `jobs` notebooks run at a time; they are independent once the teachers are trained.
     """
-    directory = _kernel_environment(profile, results_root)
+    directory = kernel_environment(profile, results_root)
     alphas = list(profile.alphas if alphas is None else alphas)
     _train_teachers(profile, directory, log)
     todo = pending_alphas(profile, alphas, directory, pages)
@@ -227,15 +227,20 @@ def run_sweep(
 
 def _train_teachers(profile: Profile, directory: Path, log) -> None:
     """Train (or load) every teacher of `profile`: one per teacher seed."""
+    for seed in profile.teacher_seeds():
+        log(train_teacher(profile, seed, directory))
+
+
+def train_teacher(profile: Profile, seed: int, directory: Path) -> str:
+    """Train (or load) the teacher of `seed` of `profile` in `directory`; return a log line."""
     from kdutils.teacher_cache import get_teacher
 
-    for seed in profile.teacher_seeds():
-        start = time.perf_counter()
-        teacher = get_teacher(profile, seed, directory)
-        log(
-            f"teacher seed {seed}: test accuracy {teacher.record['test_accuracy']:.4f} "
-            f"({time.perf_counter() - start:.0f} s)",
-        )
+    start = time.perf_counter()
+    teacher = get_teacher(profile, seed, directory)
+    return (
+        f"teacher seed {seed}: test accuracy {teacher.record['test_accuracy']:.4f} "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
 
 
 def _train_students(profile: Profile, todo: list[float], directory: Path, trainer, log, jobs=1):
@@ -251,7 +256,7 @@ def _train_students(profile: Profile, todo: list[float], directory: Path, traine
         log(f"students: {trainer} (the faster trainer here, kdutils.distill.batched.TRAINERS)")
     if trainer == "batched":
         start = time.perf_counter()
-        trained = run_batched(profile, _valid_alphas(todo), directory, log=log)
+        trained = run_batched(profile, valid_alphas(todo), directory, log=log)
         log(f"batched: {trained} students trained in {time.perf_counter() - start:.0f} s")
     elif trainer == "fused":
         seeds, start = list(profile.seeds), time.perf_counter()
@@ -273,16 +278,9 @@ def fused_seeds(profile: Profile, todo, seeds, directory: Path, threads: int | N
     `FusedDistiller` that this process compiles once and reuses for every seed
     (`kdutils.experiment.student_model`). `threads`: TensorFlow's threads in this process
     (its share of the cores when processes train side by side)."""
-    import keras
-
     from kdutils.experiment import run_students
 
-    if threads and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        with contextlib.suppress(RuntimeError):  # already set in this worker process
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
+    set_threads(threads)
     for seed in seeds:
         start = time.perf_counter()
         run_students(profile, todo, seed, directory, fused=True)
@@ -291,6 +289,19 @@ def fused_seeds(profile: Profile, todo, seeds, directory: Path, threads: int | N
             f"fused: {len(todo)} students of seed {seed} trained together in {seconds:.0f} s",
             flush=True,
         )
+
+
+def set_threads(threads: int | None) -> None:
+    """Give TensorFlow `threads` intra- and inter-op threads in this process (no-op for None,
+    another backend, or a process whose TensorFlow already started)."""
+    import keras
+
+    if threads and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with contextlib.suppress(RuntimeError):  # already set in this worker process
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def _execute_in_turn(profile, todo, pages, directory, keep_going, log) -> list[float]:
@@ -313,7 +324,7 @@ def _execute_in_turn(profile, todo, pages, directory, keep_going, log) -> list[f
     return failures
 
 
-def _valid_alphas(alphas: list[float]) -> list[float]:
+def valid_alphas(alphas: list[float]) -> list[float]:
     """The alphas in [0, 1]; a page fails on any other, with the error on the page."""
     return [a for a in alphas if 0.0 <= a <= 1.0]
 
@@ -343,7 +354,7 @@ def in_processes(function, arguments: list[tuple], jobs: int, keep_going: bool) 
     return outcomes
 
 
-def _kernel_environment(profile: Profile, results_root) -> Path:
+def kernel_environment(profile: Profile, results_root) -> Path:
     """Point notebook kernels at this results root and this checkout; return the results dir."""
     directory = results_dir(profile.name, results_root)
     os.environ["KDUTILS_RESULTS_DIR"] = str(directory.parent)
@@ -372,6 +383,31 @@ def pending_conditions(profile: Profile, study: str, results_root=None, pages: P
     ]
 
 
+def execute_condition(profile: Profile, study: str, condition: str, pages: Path, failed: Path):
+    """Run `notebooks/study_run.md` for one condition of `study`; return the executed page."""
+    from kdutils.studies import get_study
+
+    return execute_page(
+        STUDY_NOTEBOOK,
+        {"profile": profile.name, "study": study, "condition": condition},
+        study_page_path(pages, profile, study, condition),
+        failed,
+        f"Run: {get_study(study).TITLE}, {condition} ({profile.name} profile)",
+    )
+
+
+def condition_teachers(profile: Profile, study: str, condition: str) -> list[tuple]:
+    """The (profile, seed, directory) of each teacher a condition's page will ask the teacher
+    cache for, where the study reruns the sweep on a variant (`grid.run`); else none."""
+    from kdutils.studies import get_study, grid
+
+    module = get_study(study)
+    if not hasattr(module, "variant"):
+        return []
+    variant = module.variant(profile, condition)
+    return [(variant, s, grid.teacher_directory(variant)) for s in variant.teacher_seeds()]
+
+
 def run_study(
     profile: Profile,
     study: str,
@@ -383,7 +419,7 @@ def run_study(
     """Execute `notebooks/study_run.md` once per unfinished condition. Returns failures."""
     from kdutils.studies import get_study
 
-    directory = _kernel_environment(profile, results_root)
+    directory = kernel_environment(profile, results_root)
     module = get_study(study)
     conditions = module.conditions(profile)
     todo = pending_conditions(profile, study, results_root, pages)
@@ -392,13 +428,7 @@ def run_study(
     for i, condition in enumerate(todo, start=1):
         start = time.perf_counter()
         try:
-            page = execute_page(
-                STUDY_NOTEBOOK,
-                {"profile": profile.name, "study": study, "condition": condition},
-                study_page_path(pages, profile, study, condition),
-                directory / "failed",
-                f"Run: {module.TITLE}, {condition} ({profile.name} profile)",
-            )
+            page = execute_condition(profile, study, condition, pages, directory / "failed")
         except Exception as error:
             failures.append(f"{study}/{condition}")
             log(f"[{i}/{len(todo)}] {study}/{condition} FAILED: {type(error).__name__}: {error}")
@@ -513,6 +543,18 @@ def parser() -> argparse.ArgumentParser:
         help="run this many alpha notebooks (with --study: studies) at a time",
     )
     parser.add_argument(
+        "--engine",
+        choices=("pool", "ray"),
+        default="pool",
+        help="pool (default): teachers, students and pages in turn, --jobs processes at a "
+        "time; ray: the whole sweep as one Ray task graph (kdutils.graph)",
+    )
+    parser.add_argument(
+        "--address",
+        help="with --engine ray: the Ray cluster to join (default: $RAY_ADDRESS, else a local "
+        "Ray started for this run)",
+    )
+    parser.add_argument(
         "--check-data",
         choices=("sweep", "chapters", "book"),
         help="only check, in seconds, that every dataset `make sweep`, the chapters or both "
@@ -558,7 +600,11 @@ def run_and_log(profile: Profile, names: list[str] | None, args: argparse.Namesp
         )
         return 0
     start, started = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if names is not None:
+    if args.engine == "ray":
+        from kdutils.graph import run_graph  # Ray is imported only here
+
+        failures = run_graph(profile, names, args)
+    elif names is not None:
         failures = run_studies(profile, names, args.results_dir, pages, args.keep_going, args.jobs)
     else:
         failures = run_sweep(

@@ -1,0 +1,278 @@
+"""The sweep as one Ray task graph: `python -m kdutils.sweep ... --engine ray`.
+
+Each teacher, each seed's fused students and each executed page (an alpha's, a study
+condition's) is one Ray task; a task takes the results of the tasks it needs as arguments
+(ObjectRefs), so Ray runs it once they are done and runs everything else side by side:
+
+- one teacher task per distinct teacher (keyed by its record's path, which names its
+  config), so studies that share a teacher train it once, with no lock needed in the graph
+  (`kdutils.teacher_cache` still locks it against other processes);
+- the students of each seed need their teacher; an alpha's page needs every seed's students;
+  a study condition's page needs its teachers (`sweep.condition_teachers`) and, as with the
+  pool, runs after the study's previous condition (a condition may read an earlier one's
+  files), whether that one succeeded or not (`--keep-going`).
+
+What is done is not submitted: the pool's checks (`sweep.pending_alphas`,
+`sweep.pending_conditions`, the teacher cache) decide, and the writers are atomic, so a killed
+graph resumes. Training tasks ask for 1 CPU and, where the cluster has GPUs, 1 GPU; page tasks
+for 1 CPU. A worker that dies (killed, out of memory) is retried up to `RETRIES` times; an
+exception (a notebook's error) is not: the page fails, its partial notebook is kept in
+`<results>/failed/` (`sweep.execute_page`). Without `--keep-going` the first failure cancels
+the tasks in flight. The students train fused, per seed (`--trainer batched`: in one task;
+`separate`: in their pages).
+
+Threads: Ray sets OMP_NUM_THREADS=1 in its workers, while TensorFlow sizes its own pools to
+the machine's cores, so N tasks on N cores each ran N threads. Each task now sets
+OMP_NUM_THREADS and TensorFlow's intra- and inter-op threads to its `num_cpus`
+(`sweep.set_threads`). Measured on a 2-core machine shared with another job (one fused-seed
+run of the smoke profile, 2 alphas, seed 0, 1 epoch, in one Ray task, the teacher cached):
+THREADS_MEASUREMENT.
+
+`--address` (or $RAY_ADDRESS) joins a running cluster; otherwise a local Ray is started for
+the run (no dashboard). Ray is imported only here, and this module only with `--engine ray`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from kdutils import sweep
+from kdutils.profiles import Profile
+from kdutils.results import results_dir
+
+CPUS = 1  # per task
+RETRIES = 3  # per task, for worker deaths only
+# The environment a task needs: where results go, this checkout, the backend, quiet TF.
+FORWARDED = ("KDUTILS_", "KERAS_", "TF_CPP_", "PYTHONPATH")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One node of the graph: `function(*args)`, after the tasks `needs` (their results are
+    its extra arguments) and, if any, after the task `after` has finished, however it ended.
+    `trains`: it asks for a GPU where there is one. `label` names it among the failures."""
+
+    key: str
+    function: Callable
+    args: tuple
+    needs: tuple[str, ...] = ()
+    after: str | None = None
+    trains: bool = False
+    label: object = None
+
+
+def call(function: Callable, args: tuple, env: dict, threads: int, trains: bool, *needed):
+    """Run `function(*args)` in a Ray worker, with the driver's `env` and `threads` threads;
+    `needed` (the results of the tasks it needs) only orders it."""
+    os.environ.update(env | {"OMP_NUM_THREADS": str(threads)})
+    if trains:  # pages run their notebooks in kernels, which inherit OMP_NUM_THREADS
+        sweep.set_threads(threads)
+    return function(*args)
+
+
+def worker_env() -> dict[str, str]:
+    """The driver's variables that workers and their notebook kernels need (`FORWARDED`)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED)}
+
+
+def start_ray(address: str | None = None):
+    """The `ray` module, joined to the cluster at `address` (or $RAY_ADDRESS), else to a
+    local Ray started here; an already initialised Ray is used as it is."""
+    import ray
+
+    if not ray.is_initialized():
+        options = {"runtime_env": {"env_vars": worker_env()}, "logging_level": logging.WARNING}
+        if address or os.environ.get("RAY_ADDRESS"):
+            ray.init(address=address, **options)
+        else:
+            ray.init(include_dashboard=False, **options)
+    return ray
+
+
+def teacher_task(teachers: dict, profile: Profile, seed: int, directory: Path) -> tuple:
+    """Add the task training the teacher of the students of `seed` to `teachers` (by key)
+    unless it is there or cached; return the keys a task using that teacher needs."""
+    from kdutils.teacher_cache import load_teacher, main_spec
+
+    key = f"teacher {main_spec(profile, seed, directory).record_path}"
+    if key not in teachers and load_teacher(profile, seed, directory) is None:
+        teacher_seed = profile.teacher_seed(seed)
+        teachers[key] = Task(
+            key, sweep.train_teacher, (profile, teacher_seed, directory), trains=True
+        )
+    return (key,) if key in teachers else ()
+
+
+def sweep_tasks(profile: Profile, alphas, directory: Path, pages: Path, trainer: str) -> list:
+    """The tasks of the alpha sweep: teachers, students (fused per seed, or batched in one
+    task, or none with `trainer` "separate"), then one page per unfinished alpha."""
+    from kdutils.experiment import run_batched
+
+    teachers: dict[str, Task] = {}
+    needs = {s: teacher_task(teachers, profile, s, directory) for s in profile.seeds}
+    todo = sweep.pending_alphas(profile, alphas, directory, pages)
+    if not todo or trainer == "separate":
+        students = []
+    elif trainer == "batched":
+        every = tuple(dict.fromkeys(k for keys in needs.values() for k in keys))
+        args = (profile, sweep.valid_alphas(todo), directory)
+        students = [Task("students", run_batched, args, every, trains=True)]
+    else:
+        students = [
+            Task(
+                f"students seed {s}",
+                sweep.fused_seeds,
+                (profile, todo, [s], directory),
+                needs[s],
+                trains=True,
+            )
+            for s in profile.seeds
+        ]
+    before = tuple(t.key for t in students) or tuple(teachers)
+    page_tasks = [
+        Task(
+            f"page alpha={a:g}",
+            sweep.execute_alpha,
+            (profile, a, pages, directory / "failed"),
+            before,
+            label=a,
+        )
+        for a in todo
+    ]
+    return [*teachers.values(), *students, *page_tasks]
+
+
+def study_tasks(profile: Profile, names: list[str], results_root, pages: Path) -> list:
+    """The tasks of the studies `names`: each distinct teacher of their conditions once, then
+    one page per unfinished condition, after the study's previous one."""
+    directory = results_dir(profile.name, results_root)
+    teachers: dict[str, Task] = {}
+    page_tasks = []
+    for study in names:
+        previous = None
+        for condition in sweep.pending_conditions(profile, study, results_root, pages):
+            needs = [
+                k
+                for args in sweep.condition_teachers(profile, study, condition)
+                for k in teacher_task(teachers, *args)
+            ]
+            key = f"page {study}/{condition}"
+            args = (profile, study, condition, pages, directory / "failed")
+            page_tasks.append(
+                Task(
+                    key,
+                    sweep.execute_condition,
+                    args,
+                    tuple(needs),
+                    previous,
+                    label=f"{study}/{condition}",
+                )
+            )
+            previous = key
+    return [*teachers.values(), *page_tasks]
+
+
+def run_graph(profile: Profile, names: list[str] | None, args: argparse.Namespace) -> list:
+    """The sweep (`names` None) or the studies `names` as one Ray graph; returns the failed
+    tasks' labels (alphas, "study/condition", or the task's key)."""
+    sweep.kernel_environment(profile, args.results_dir)
+    pages = Path(args.pages_dir)
+    if names is None:
+        directory = results_dir(profile.name, args.results_dir)
+        alphas = list(profile.alphas if args.alphas is None else args.alphas)
+        trainer = "fused" if args.fused else args.trainer
+        tasks = sweep_tasks(profile, alphas, directory, pages, trainer)
+    else:
+        tasks = study_tasks(profile, names, args.results_dir, pages)
+    return run_tasks(tasks, args.keep_going, args.address)
+
+
+def run_tasks(tasks: list[Task], keep_going: bool = False, address: str | None = None) -> list:
+    """Run `tasks` on Ray (`start_ray`), with one progress bar over them; return the failed
+    tasks' labels. Without `keep_going`, the first failure cancels the tasks in flight."""
+    from tqdm.auto import tqdm
+
+    ray = start_ray(address)
+    submit = submitter(ray)
+    waiting, flying, finished, failures = list(tasks), {}, set(), []
+    refs: dict = {}
+    with tqdm(total=len(tasks), desc="graph", unit="task") as bar:
+        while waiting or flying:
+            for task in ready(waiting, refs, finished, keep_going or not failures):
+                refs[task.key] = submit(task, [refs[k] for k in task.needs])
+                flying[refs[task.key]] = task
+            done, _ = ray.wait(list(flying), num_returns=1, timeout=1.0)
+            for ref in done:
+                task = flying.pop(ref)
+                finished.add(task.key)
+                bar.update()
+                if error := outcome(ray, ref):
+                    failures.append(task.key if task.label is None else task.label)
+                    bar.write(f"{task.key} FAILED: {error}")
+                    if not keep_going:
+                        cancel(ray, flying)
+            bar.set_postfix(running=running(ray), failed=len(failures))
+    return failures
+
+
+def ready(waiting: list[Task], refs: dict, finished: set, submitting: bool) -> list[Task]:
+    """Take from `waiting` the tasks that can be submitted now (none if not `submitting`):
+    the tasks they need are submitted and the one they come after has finished."""
+    if not submitting:
+        waiting.clear()
+        return []
+    now = [
+        t
+        for t in waiting
+        if all(k in refs for k in t.needs) and (t.after is None or t.after in finished)
+    ]
+    waiting[:] = [t for t in waiting if t not in now]
+    return now
+
+
+def submitter(ray) -> Callable:
+    """A function submitting a `Task` with the refs of the tasks it needs: 1 CPU, a GPU for
+    a training task where the cluster has one, retried on worker death only."""
+    remote = ray.remote(call)
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    env = worker_env()
+
+    def submit(task: Task, needed: list):
+        options = remote.options(
+            num_cpus=CPUS,
+            num_gpus=gpus if task.trains else 0,
+            max_retries=RETRIES,
+            retry_exceptions=False,
+            name=task.key,
+        )
+        return options.remote(task.function, task.args, env, CPUS, task.trains, *needed)
+
+    return submit
+
+
+def outcome(ray, ref) -> str | None:
+    """None if the task of `ref` succeeded, else its error in one line."""
+    try:
+        ray.get(ref)
+    except Exception as error:
+        cause = getattr(error, "cause", None) or error
+        lines = str(cause).strip().splitlines() or [""]
+        return f"{type(cause).__name__}: {lines[-1]}"
+    return None
+
+
+def cancel(ray, flying: dict) -> None:
+    """Cancel the tasks in flight (a running page is interrupted; its page is not written)."""
+    for ref in flying:
+        ray.cancel(ref)
+
+
+def running(ray) -> int:
+    """About how many tasks run now: the CPUs in use (every task holds `CPUS`)."""
+    total = ray.cluster_resources().get("CPU", 0)
+    return round((total - ray.available_resources().get("CPU", 0)) / CPUS)
