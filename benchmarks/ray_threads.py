@@ -43,7 +43,7 @@ def main() -> None:
     repeats = parser.parse_args().repeats
     directory = Path(tempfile.mkdtemp()) / "smoke"
     graph.start_ray()
-    task = ray.remote(timed).options(num_cpus=graph.CPUS, max_calls=1)
+    task = ray.remote(num_cpus=graph.CPUS, max_calls=1)(timed)
     ray.get(ray.remote(sweep.train_teacher).remote(PROFILE, 0, directory))
     for _ in range(repeats):
         for explicit in (False, True):
