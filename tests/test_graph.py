@@ -51,6 +51,7 @@ def test_engine_option_and_ray_imported_lazily():
 
 def test_teacher_shared_by_two_studies_is_trained_once(tmp_path):
     small = get_profile("smoke").override(seeds=[0], train_size=200, epochs=1)
+    small = small.replace(teacher_train_size=400, validation_size=200, test_size=200)
     other = small.replace(temperature=small.temperature + 1)  # a student-only change
     teachers: dict = {}
     needs = [graph.teacher_task(teachers, p, 0, tmp_path) for p in (small, other)]
