@@ -398,13 +398,14 @@ def execute_condition(profile: Profile, study: str, condition: str, pages: Path,
 
 def condition_teachers(profile: Profile, study: str, condition: str) -> list[tuple]:
     """The (profile, seed, directory) of each teacher a condition's page will ask the teacher
-    cache for, where the study reruns the sweep on a variant (`grid.run`); else none."""
+    cache for, where the study reruns the sweep on a variant (`grid.run`); else none. The page
+    gets the profile's name only, so its teachers are those of the named profile."""
     from kdutils.studies import get_study, grid
 
     module = get_study(study)
     if not hasattr(module, "variant"):
         return []
-    variant = module.variant(profile, condition)
+    variant = module.variant(get_profile(profile.name), condition)
     return [(variant, s, grid.teacher_directory(variant)) for s in variant.teacher_seeds()]
 
 
