@@ -287,6 +287,7 @@ def cancel(ray, flying: dict) -> None:
 
 
 def running(ray) -> int:
-    """About how many tasks run now: the CPUs in use (every task holds `CPUS`)."""
+    """About how many tasks run now: the CPUs in use over `CPUS` (an estimate: a wide teacher
+    task counts once per CPU it holds)."""
     total = ray.cluster_resources().get("CPU", 0)
     return round((total - ray.available_resources().get("CPU", 0)) / CPUS)
