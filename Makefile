@@ -70,8 +70,8 @@ test: venv lint
 CHECK_DATA = $(PY) -m kdutils.sweep --profile $(PROFILE) --check-data
 
 define run-sweep
-	$(PY) -m kdutils.sweep --profile $(PROFILE) --jobs $(JOBS)
-	$(PY) -m kdutils.sweep --profile $(PROFILE) --study all --jobs $(JOBS)
+	$(PY) -m kdutils.sweep --profile $(PROFILE)
+	$(PY) -m kdutils.sweep --profile $(PROFILE) --study all
 endef
 
 # Reports of an earlier build's failed notebooks are removed first: only this build's remain.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -22,7 +21,6 @@ from kdutils.distill.repro import environment, set_seed
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile
 from kdutils.results import (
     epoch_records,
-    exclusive,
     read_npz,
     run_path,
     stored_record,
@@ -142,21 +140,14 @@ def run_students(
     also stores each student's test logits (float16) beside its record (`test_logits_path`).
     """
     records = {a: load_run(profile, a, seed, directory) for a in alphas}
-    if not _missing(records, directory, seed, save_logits):
+    todo = _missing(records, directory, seed, save_logits)
+    if not todo:
         return [records[a] for a in alphas]
-    # Claim this seed's students (`students_seed<N>.lock`; stale-safe: the OS drops the lock
-    # of a killed process); a concurrent sweep waits here, then finds them stored.
-    with claim_students(directory, seed):
-        records = {a: load_run(profile, a, seed, directory) for a in alphas}
-        todo = _missing(records, directory, seed, save_logits)
-        if todo:
-            data = data or load_dataset(**profile.data_config(seed))
-            teacher = get_teacher(profile, seed, teachers or directory, data)
-            for group in [todo] if fused else [[a] for a in todo]:
-                for record, test_logits in _train(profile, group, seed, data, teacher, verbose):
-                    records[record["config"]["alpha"]] = store(
-                        directory, record, test_logits, save_logits
-                    )
+    data = data or load_dataset(**profile.data_config(seed))
+    teacher = get_teacher(profile, seed, teachers or directory, data)
+    for group in [todo] if fused else [[a] for a in todo]:
+        for record, test_logits in _train(profile, group, seed, data, teacher, verbose):
+            records[record["config"]["alpha"]] = store(directory, record, test_logits, save_logits)
     return [records[a] for a in alphas]
 
 
@@ -192,22 +183,10 @@ def run_batched(
     Each record names the students it trained with (`trained_with`, [alpha, seed] pairs) and
     the `trainer` ("batched-vmap" or "batched-loop"); neither is part of the run's config.
     """
-    if not _pending_pairs(profile, alphas, directory):
-        return 0
-    # Claim every seed's students, in seed order as run_students claims one: a concurrent
-    # sweep waits, then finds them stored when it checks again.
-    with contextlib.ExitStack() as claims:
-        for seed in sorted(profile.seeds):
-            claims.enter_context(claim_students(directory, seed))
-        todo = _pending_pairs(profile, alphas, directory)
-        if todo:
-            _train_chunks(profile, todo, directory, teachers, save_logits, log)
+    todo = _pending_pairs(profile, alphas, directory)
+    if todo:
+        _train_chunks(profile, todo, directory, teachers, save_logits, log)
     return len(todo)
-
-
-def claim_students(directory: Path, seed: int):
-    """The lock that claims the students of `seed` in `directory` (`students_seed<N>.lock`)."""
-    return exclusive(Path(directory) / f"students_seed{seed}")
 
 
 def _pending_pairs(profile: Profile, alphas, directory: Path) -> list[tuple[float, int]]:

@@ -1,30 +1,31 @@
-"""The sweep as one Ray task graph: `python -m kdutils.sweep ... --engine ray`.
+"""The sweep's engine: its work as one Ray task graph (`python -m kdutils.sweep`).
 
-Each teacher, each seed's fused students and each executed page (an alpha's, a study
-condition's) is one Ray task; a task takes the results of the tasks it needs as arguments
-(ObjectRefs), so Ray runs it once they are done and runs everything else side by side:
+Each teacher, each seed's fused students (or all students batched in one task) and each
+executed page (an alpha's, a study condition's) is one Ray task; a task takes the results of
+the tasks it needs as arguments (ObjectRefs), so Ray runs it once they are done and runs
+everything else side by side:
 
 - one teacher task per distinct teacher (keyed by its record's path, which names its
-  config), so studies that share a teacher train it once, with no lock needed in the graph
-  (`kdutils.teacher_cache` still locks it against other processes);
+  config), so studies that share a teacher train it once: no file lock is needed, since no
+  two tasks train the same teacher (`sweep.condition_teachers` names the teachers a study
+  page shares; a study whose teachers are its own trains them in its pages, in turn);
 - the students of each seed need their teacher; an alpha's page needs every seed's students;
-  a study condition's page needs its teachers (`sweep.condition_teachers`) and, as with the
-  pool, runs after the study's previous condition (a condition may read an earlier one's
-  files), whether that one succeeded or not (`--keep-going`).
+  a study condition's page needs its teachers and runs after the study's previous condition
+  (a condition may read an earlier one's files), whether that one succeeded or not
+  (`--keep-going`).
 
-What is done is not submitted: the pool's checks (`sweep.pending_alphas`,
-`sweep.pending_conditions`, the teacher cache) decide, and the writers are atomic, so a killed
-graph resumes. Training tasks ask for 1 CPU and, where the cluster has GPUs, 1 GPU; page tasks
-for 1 CPU. A teacher on a cluster without GPUs takes a node's CPUs: in the alpha sweep every
-other task waits for it, and on one CPU the smoke sweep's teacher took 67 s against 26 s on
-the pool's two (the whole sweep 151 s against the pool's 125 s). With the node's CPUs, the
-smoke alpha sweep from empty results (`--engine ray` against `--jobs 2`, one after the other
-on an idle 2-core machine) took 113 and 135 s on Ray against 125 and 132 s on the pool.
-A worker that dies (killed, out of memory) is retried up to `RETRIES` times; an
-exception (a notebook's error) is not: the page fails, its partial notebook is kept in
-`<results>/failed/` (`sweep.execute_page`). Without `--keep-going` the first failure cancels
-the tasks in flight. The students train fused, per seed (`--trainer batched`: in one task;
-`separate`: in their pages).
+What is done is not submitted (`sweep.pending_alphas`, `sweep.pending_conditions`, the
+teacher cache decide), and the writers are atomic, so a killed graph resumes. Training tasks
+ask for 1 CPU and, where the cluster has GPUs, 1 GPU; page tasks for 1 CPU. A teacher on a
+cluster without GPUs takes a node's CPUs: in the alpha sweep every other task waits for it,
+and on one CPU the smoke sweep's teacher took 67 s against 26 s on two. Measured against the
+process pool this engine replaced (`--jobs 2`), the smoke alpha sweep from empty results, one
+after the other on an idle 2-core machine: 113 and 135 s on Ray against 125 and 132 s.
+A worker that dies (killed, out of memory) is retried up to `RETRIES` times; an exception (a
+notebook's error) is not: the page fails, its partial notebook is kept in `<results>/failed/`
+(`sweep.execute_page`). Without `--keep-going` the first failure cancels the tasks in flight.
+`--trainer auto` (the default) trains the students fused per seed or batched in one task,
+whichever is faster on this backend (`kdutils.distill.batched.preferred_trainer`).
 
 Threads: Ray sets OMP_NUM_THREADS=1 in its workers, while TensorFlow sizes its own pools to
 the machine's cores, so N tasks on N cores each ran N threads. Each task now sets
@@ -37,7 +38,7 @@ beyond the noise; the explicit setting is for tasks side by side, where the defa
 oversubscribe the cores (not measured here).
 
 `--address` (or $RAY_ADDRESS) joins a running cluster; otherwise a local Ray is started for
-the run (no dashboard). Ray is imported only here, and this module only with `--engine ray`.
+the run (no dashboard). Ray is imported only here, and this module only when there is work.
 """
 
 from __future__ import annotations
@@ -94,14 +95,21 @@ def worker_env() -> dict[str, str]:
 def start_ray(address: str | None = None):
     """The `ray` module, joined to the cluster at `address` (or $RAY_ADDRESS), else to a
     local Ray started here; an already initialised Ray is used as it is."""
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(
+            "the sweep runs its work on Ray, which is not installed: "
+            '`pip install -r requirements.txt` (or `pip install -e ".[ray]"`)'
+        ) from None
 
     if not ray.is_initialized():
         options = {"runtime_env": {"env_vars": worker_env()}, "logging_level": logging.WARNING}
         if address or os.environ.get("RAY_ADDRESS"):
             ray.init(address=address, **options)
         else:
-            ray.init(include_dashboard=False, **options)
+            # "local": a new Ray of this run's own, never one `ray start` left on this machine
+            ray.init(address="local", include_dashboard=False, **options)
     return ray
 
 
@@ -127,6 +135,7 @@ def sweep_tasks(profile: Profile, alphas, directory: Path, pages: Path, trainer:
     teachers: dict[str, Task] = {}
     needs = {s: teacher_task(teachers, profile, s, directory) for s in profile.seeds}
     todo = sweep.pending_alphas(profile, alphas, directory, pages)
+    trainer = chosen_trainer(trainer) if todo else trainer
     if not todo or trainer == "separate":
         students = []
     elif trainer == "batched":
@@ -156,6 +165,17 @@ def sweep_tasks(profile: Profile, alphas, directory: Path, pages: Path, trainer:
         for a in todo
     ]
     return [*teachers.values(), *students, *page_tasks]
+
+
+def chosen_trainer(trainer: str) -> str:
+    """`trainer`, with "auto" resolved to the faster trainer on this backend (said once)."""
+    from kdutils.distill.batched import preferred_trainer
+
+    if trainer != "auto":
+        return trainer
+    trainer = preferred_trainer()
+    print(f"students: {trainer} (the faster trainer here, batched.TRAINERS)", flush=True)
+    return trainer
 
 
 def study_tasks(profile: Profile, names: list[str], results_root, pages: Path) -> list:
@@ -227,7 +247,7 @@ def run_tasks(tasks: list[Task], keep_going: bool = False, address: str | None =
                     bar.write(f"{task.key} FAILED: {error}")
                     if not keep_going:
                         cancel(ray, flying)
-            bar.set_postfix(running=running(ray), failed=len(failures), refresh=False)
+            bar.set_postfix(running=running(ray, flying), failed=len(failures), refresh=False)
     return failures
 
 
@@ -246,17 +266,25 @@ def ready(waiting: list[Task], refs: dict, finished: set, submitting: bool) -> l
     return now
 
 
+def capacity(ray) -> tuple[int, int]:
+    """(GPUs a training task takes: 1 where the cluster has any, else 0; a node's CPUs, the
+    smallest node's: what a wide task takes where there is no GPU)."""
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    alive = [n["Resources"].get("CPU", CPUS) for n in ray.nodes() if n["Alive"]]
+    node = min(alive, default=CPUS)
+    return gpus, int(node)
+
+
 def submitter(ray) -> Callable:
     """A function submitting a `Task` with the refs of the tasks it needs: `CPUS` CPUs (a
     wide task: a node's CPUs where there is no GPU), a GPU for a training task where the
     cluster has one, retried on worker death only."""
     remote = ray.remote(call)
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    node = min(n["Resources"].get("CPU", CPUS) for n in ray.nodes() if n["Alive"])
+    gpus, node = capacity(ray)
     env = worker_env()
 
     def submit(task: Task, needed: list):
-        cpus = int(node) if task.wide and not gpus else CPUS
+        cpus = node if task.wide and not gpus else CPUS
         options = remote.options(
             num_cpus=cpus,
             num_gpus=gpus if task.trains else 0,
@@ -286,8 +314,12 @@ def cancel(ray, flying: dict) -> None:
         ray.cancel(ref)
 
 
-def running(ray) -> int:
-    """About how many tasks run now: the CPUs in use over `CPUS` (an estimate: a wide teacher
-    task counts once per CPU it holds)."""
-    total = ray.cluster_resources().get("CPU", 0)
-    return round((total - ray.available_resources().get("CPU", 0)) / CPUS)
+def running(ray, flying: dict) -> int:
+    """About how many tasks run now, from the CPUs in use (Ray tells no task's state without
+    its dashboard): a wide task in flight holds a node's CPUs where there is no GPU and
+    counts once; the others hold `CPUS` each."""
+    gpus, node = capacity(ray)
+    used = ray.cluster_resources().get("CPU", 0) - ray.available_resources().get("CPU", 0)
+    wide = 0 if gpus else sum(t.wide for t in flying.values())
+    wide = min(wide, int(used // node))  # the wide tasks that can hold their CPUs now
+    return wide + round((used - wide * node) / CPUS)

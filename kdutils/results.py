@@ -52,8 +52,10 @@ def _atomic(path: Path, write) -> Path:
 def exclusive(path: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive lock on `<path>.lock` (waiting for it) while the block runs.
 
-    Sweeps run side by side (`python -m kdutils.sweep --jobs 2`) share cached teachers; the
-    lock makes the second one wait and load what the first trained. A no-op without fcntl.
+    Only the session log takes it (`append_log`): two sweeps started by hand side by side both
+    append to `sweep.json`, and neither entry may be lost. Work is never coordinated by locks:
+    the sweep's task graph gives each teacher and student one task (`kdutils.graph`). A no-op
+    without fcntl.
     """
     try:
         import fcntl

@@ -1,24 +1,24 @@
-"""The alpha sweep: one papermill-executed notebook per alpha, one results file per run.
+"""The sweep: one papermill-executed notebook per alpha, one results file per run.
 
     python -m kdutils.sweep --profile default
 
-Teachers are trained first, once per seed. Each alpha's notebook (`notebooks/distill.md`)
-then trains a new student per seed and writes `results/<profile>/runs/alpha_*_seed*.json`
-atomically; the executed notebook becomes the book page `book/runs/<profile>/alpha_*.ipynb`.
-A rerun skips what is done, so a killed sweep loses only the run in flight.
+Its work is one Ray task graph (`kdutils.graph`): the teachers, then the students (trained
+together, `--trainer`), then one page per alpha: `notebooks/distill.md`, executed into the
+book page `book/runs/<profile>/alpha_*.ipynb`, reports the runs stored in
+`results/<profile>/runs/alpha_*_seed*.json`. Every writer is atomic and a rerun skips what is
+done, so a killed sweep loses only the tasks in flight.
 
-    python -m kdutils.sweep --profile smoke --study all --jobs 2
+    python -m kdutils.sweep --profile smoke --study all
 
-runs the studies beyond the report, each condition in its own executed page; `--jobs 2`
-runs two studies at a time, which overlaps their kernels' start-up on a 2-core machine.
+runs the studies beyond the report, each condition in its own executed page. With no
+`--address` (nor $RAY_ADDRESS) Ray starts locally for the run and uses this machine's cores;
+`--address ray://HEAD:10001` runs the same graph on a cluster (`notebooks/cluster.md`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import multiprocessing
 import os
 import shutil
 import sys
@@ -33,8 +33,8 @@ from kdutils.results import ROOT, portable, results_dir
 NOTEBOOK = ROOT / "notebooks" / "distill.md"
 STUDY_NOTEBOOK = ROOT / "notebooks" / "study_run.md"
 PAGES = ROOT / "book" / "runs"
-# Kernels started side by side (--jobs) can race for a free TCP port, and one then dies
-# before running a cell ("Address already in use"); such a page is started again.
+# Kernels started side by side (pages run in parallel) can race for a free TCP port, and one
+# then dies before running a cell ("Address already in use"); such a page is started again.
 KERNEL_START_ATTEMPTS = 3
 
 
@@ -187,50 +187,6 @@ def _retitle(notebook, title: str) -> None:
             return
 
 
-def run_sweep(
-    profile: Profile,
-    alphas=None,
-    results_root=None,
-    pages: Path = PAGES,
-    keep_going: bool = False,
-    log=print,
-    fused: bool = False,
-    jobs: int = 1,
-    trainer: str = "auto",
-) -> list[float]:
-    """Train teachers, then execute one notebook per unfinished alpha. Returns failed alphas.
-
-    First the students of all unfinished alphas train together: with `trainer="batched"`
-    every (alpha, seed) in one batched model (kdutils.distill.batched, in chunks if memory
-    requires);
-    with `fused` (or `trainer="fused"`) the alphas of each seed in one `FusedDistiller`; by
-    default ("auto") whichever is faster on this backend (`batched.preferred_trainer`);
-    `trainer="separate"` leaves each page to train its own. Each alpha's notebook then finds
-    its results stored and only reports them: one executed page and one results file per run.
-    `jobs` notebooks run at a time; they are independent once the teachers are trained.
-    """
-    directory = kernel_environment(profile, results_root)
-    alphas = list(profile.alphas if alphas is None else alphas)
-    _train_teachers(profile, directory, log)
-    todo = pending_alphas(profile, alphas, directory, pages)
-    log(f"{profile.name}: {len(alphas) - len(todo)} of {len(alphas)} alphas already done")
-    if todo:
-        _train_students(profile, todo, directory, "fused" if fused else trainer, log, jobs)
-    if jobs > 1:
-        pages_args = [(profile, a, pages, directory / "failed") for a in todo]
-        done = in_processes(execute_alpha, pages_args, jobs, keep_going)
-        for alpha, outcome in zip(todo, done, strict=True):
-            log(f"alpha={alpha:g}: {outcome}")
-        return [a for a, outcome in zip(todo, done, strict=True) if isinstance(outcome, Exception)]
-    return _execute_in_turn(profile, todo, pages, directory, keep_going, log)
-
-
-def _train_teachers(profile: Profile, directory: Path, log) -> None:
-    """Train (or load) every teacher of `profile`: one per teacher seed."""
-    for seed in profile.teacher_seeds():
-        log(train_teacher(profile, seed, directory))
-
-
 def train_teacher(profile: Profile, seed: int, directory: Path) -> str:
     """Train (or load) the teacher of `seed` of `profile` in `directory`; return a log line."""
     from kdutils.teacher_cache import get_teacher
@@ -243,44 +199,12 @@ def train_teacher(profile: Profile, seed: int, directory: Path) -> str:
     )
 
 
-def _train_students(profile: Profile, todo: list[float], directory: Path, trainer, log, jobs=1):
-    """Train the students of the alphas `todo` before their pages (`trainer` "batched" or
-    "fused"; "separate" leaves each page to train its own). With `jobs` > 1 the seeds are
-    dealt to `jobs` processes that train side by side, each with its share of the cores and
-    its seeds in turn (`fused_seeds`)."""
-    from kdutils.distill.batched import preferred_trainer
-    from kdutils.experiment import run_batched
-
-    if trainer == "auto":
-        trainer = preferred_trainer()
-        log(f"students: {trainer} (the faster trainer here, kdutils.distill.batched.TRAINERS)")
-    if trainer == "batched":
-        start = time.perf_counter()
-        trained = run_batched(profile, valid_alphas(todo), directory, log=log)
-        log(f"batched: {trained} students trained in {time.perf_counter() - start:.0f} s")
-    elif trainer == "fused":
-        seeds, start = list(profile.seeds), time.perf_counter()
-        if jobs > 1 and len(seeds) > 1:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            args = [(profile, todo, seeds[i::jobs], directory, threads) for i in range(jobs)]
-            failed = [
-                o for o in in_processes(fused_seeds, args, jobs, False) if isinstance(o, Exception)
-            ]
-            if failed:
-                raise failed[0]
-        else:
-            fused_seeds(profile, todo, seeds, directory)
-        log(f"fused: {len(seeds)} seeds in {time.perf_counter() - start:.0f} s, {jobs} at a time")
-
-
-def fused_seeds(profile: Profile, todo, seeds, directory: Path, threads: int | None = None):
+def fused_seeds(profile: Profile, todo, seeds, directory: Path) -> None:
     """Train the alphas `todo` of each of `seeds` in turn, a seed's students in one
     `FusedDistiller` that this process compiles once and reuses for every seed
-    (`kdutils.experiment.student_model`). `threads`: TensorFlow's threads in this process
-    (its share of the cores when processes train side by side)."""
+    (`kdutils.experiment.student_model`)."""
     from kdutils.experiment import run_students
 
-    set_threads(threads)
     for seed in seeds:
         start = time.perf_counter()
         run_students(profile, todo, seed, directory, fused=True)
@@ -304,54 +228,9 @@ def set_threads(threads: int | None) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def _execute_in_turn(profile, todo, pages, directory, keep_going, log) -> list[float]:
-    """Execute the pages of the alphas `todo` one after another, with an ETA; the failures."""
-    failures, spent = [], []
-    for i, alpha in enumerate(todo, start=1):
-        start = time.perf_counter()
-        log(f"[{i}/{len(todo)}] alpha={alpha:g} ...")
-        try:
-            page = execute_alpha(profile, alpha, pages, directory / "failed")
-        except Exception as error:
-            failures.append(alpha)
-            log(f"[{i}/{len(todo)}] alpha={alpha:g} FAILED: {type(error).__name__}: {error}")
-            if not keep_going:
-                break
-            continue
-        spent.append(time.perf_counter() - start)
-        eta = sum(spent) / len(spent) * (len(todo) - i)
-        log(f"[{i}/{len(todo)}] alpha={alpha:g} done in {spent[-1]:.0f} s, ETA {eta:.0f} s: {page}")
-    return failures
-
-
 def valid_alphas(alphas: list[float]) -> list[float]:
     """The alphas in [0, 1]; a page fails on any other, with the error on the page."""
     return [a for a in alphas if 0.0 <= a <= 1.0]
-
-
-def in_processes(function, arguments: list[tuple], jobs: int, keep_going: bool) -> list:
-    """`function(*args)` for each tuple of `arguments`, `jobs` fresh processes at a time.
-
-    Returns each call's result, or the exception it raised; after a failure without
-    `keep_going`, the calls not yet started are cancelled (their entry is CancelledError).
-    """
-    from concurrent.futures import CancelledError, ProcessPoolExecutor
-
-    # spawn: a fresh interpreter per worker, never a fork of a process holding TF threads
-    context = multiprocessing.get_context("spawn")
-    outcomes: list = [CancelledError() for _ in arguments]
-    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(function, *args) for args in arguments]
-        for i, future in enumerate(futures):
-            try:
-                outcomes[i] = future.result()
-            except CancelledError:
-                continue
-            except Exception as error:
-                outcomes[i] = error
-                if not keep_going:
-                    pool.shutdown(cancel_futures=True)  # running calls finish their page
-    return outcomes
 
 
 def kernel_environment(profile: Profile, results_root) -> Path:
@@ -398,77 +277,19 @@ def execute_condition(profile: Profile, study: str, condition: str, pages: Path,
 
 def condition_teachers(profile: Profile, study: str, condition: str) -> list[tuple]:
     """The (profile, seed, directory) of each teacher a condition's page will ask the teacher
-    cache for, where the study reruns the sweep on a variant (`grid.run`); else none. The page
-    gets the profile's name only, so its teachers are those of the named profile."""
+    cache for and may share with other pages: the teachers of its variant where the study
+    reruns the sweep on one (`grid.run`), else those the study names (`teachers`, as audit
+    and calibration do for the profile's own), else none (a study whose teachers are its
+    own, trained by its pages in turn). The page gets the profile's name only, so its
+    teachers are those of the named profile."""
     from kdutils.studies import get_study, grid
 
-    module = get_study(study)
+    module, named = get_study(study), get_profile(profile.name)
+    if hasattr(module, "teachers"):
+        return module.teachers(named, condition)
     if not hasattr(module, "variant"):
         return []
-    variant = module.variant(get_profile(profile.name), condition)
-    return [(variant, s, grid.teacher_directory(variant)) for s in variant.teacher_seeds()]
-
-
-def run_study(
-    profile: Profile,
-    study: str,
-    results_root=None,
-    pages: Path = PAGES,
-    keep_going: bool = False,
-    log=print,
-) -> list[str]:
-    """Execute `notebooks/study_run.md` once per unfinished condition. Returns failures."""
-    from kdutils.studies import get_study
-
-    directory = kernel_environment(profile, results_root)
-    module = get_study(study)
-    conditions = module.conditions(profile)
-    todo = pending_conditions(profile, study, results_root, pages)
-    log(f"{profile.name}/{study}: {len(conditions) - len(todo)} of {len(conditions)} done")
-    failures = []
-    for i, condition in enumerate(todo, start=1):
-        start = time.perf_counter()
-        try:
-            page = execute_condition(profile, study, condition, pages, directory / "failed")
-        except Exception as error:
-            failures.append(f"{study}/{condition}")
-            log(f"[{i}/{len(todo)}] {study}/{condition} FAILED: {type(error).__name__}: {error}")
-            if not keep_going:
-                break
-            continue
-        log(f"[{i}/{len(todo)}] {study}/{condition} done in {time.perf_counter() - start:.0f} s")
-        log(f"  {page}")
-    return failures
-
-
-def run_studies(
-    profile: Profile,
-    names: list[str],
-    results_root=None,
-    pages: Path = PAGES,
-    keep_going: bool = False,
-    jobs: int = 1,
-) -> list[str]:
-    """`run_study` for each of `names`, `jobs` studies at a time. Returns the failures.
-
-    Each study runs its conditions in order (a condition may read an earlier one's teacher);
-    with `jobs` > 1 a failed page stops its own study, not the others. Side by side, studies
-    share only atomically written files and cached teachers, which
-    `kdutils.teacher_cache.get_teacher` trains under a lock, so no teacher is trained twice.
-    """
-    failures: list[str] = []
-    if jobs <= 1:
-        for study in names:
-            failures += run_study(profile, study, results_root, pages, keep_going)
-            if failures and not keep_going:
-                break
-        return failures
-    log = functools.partial(print, flush=True)  # children's lines as they happen
-    studies_args = [(profile, study, results_root, pages, keep_going, log) for study in names]
-    outcomes = in_processes(run_study, studies_args, jobs, keep_going)
-    for study, outcome in zip(names, outcomes, strict=True):
-        failures += outcome if isinstance(outcome, list) else [f"{study} ({outcome!r})"]
-    return failures
+    return grid.teachers(module.variant(named, condition))
 
 
 def log_session(directory: Path, started: str, seconds: float, failures: list[float]) -> None:
@@ -538,22 +359,9 @@ def parser() -> argparse.ArgumentParser:
         help="run these studies (kdutils.studies.STUDIES, or 'all') instead of the alpha sweep",
     )
     parser.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="run this many alpha notebooks (with --study: studies) at a time",
-    )
-    parser.add_argument(
-        "--engine",
-        choices=("pool", "ray"),
-        default="pool",
-        help="pool (default): teachers, students and pages in turn, --jobs processes at a "
-        "time; ray: the whole sweep as one Ray task graph (kdutils.graph)",
-    )
-    parser.add_argument(
         "--address",
-        help="with --engine ray: the Ray cluster to join (default: $RAY_ADDRESS, else a local "
-        "Ray started for this run)",
+        help="the Ray cluster to join, e.g. ray://HEAD:10001 (default: $RAY_ADDRESS, else a "
+        "local Ray started for this run on this machine's cores)",
     )
     parser.add_argument(
         "--check-data",
@@ -601,23 +409,9 @@ def run_and_log(profile: Profile, names: list[str] | None, args: argparse.Namesp
         )
         return 0
     start, started = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if args.engine == "ray":
-        from kdutils.graph import run_graph  # Ray is imported only here
+    from kdutils.graph import run_graph  # Ray is imported only when there is work
 
-        failures = run_graph(profile, names, args)
-    elif names is not None:
-        failures = run_studies(profile, names, args.results_dir, pages, args.keep_going, args.jobs)
-    else:
-        failures = run_sweep(
-            profile,
-            args.alphas,
-            args.results_dir,
-            pages,
-            args.keep_going,
-            fused=args.fused,
-            jobs=args.jobs,
-            trainer=args.trainer,
-        )
+    failures = run_graph(profile, names, args)
     seconds = time.perf_counter() - start
     print(f"sweep {profile.name} finished in {seconds:.0f} s", flush=True)
     log_session(results_dir(profile.name, args.results_dir), started, seconds, failures)

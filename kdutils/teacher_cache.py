@@ -26,7 +26,6 @@ from kdutils.distill.repro import environment, set_seed
 from kdutils.profiles import STEPS_PER_EXECUTION, Profile, config_key, same_config
 from kdutils.results import (
     epoch_records,
-    exclusive,
     read_json,
     read_npz,
     unusable,
@@ -132,14 +131,14 @@ def cached_teacher(
     """The cached teacher of `spec`, trained first (`train()` -> record, logits, model) and
     stored if there is none for its config; its model only with `build` (or when trained).
 
-    Concurrent callers train one teacher once: the others wait for the lock and load it.
+    No lock: the sweep's task graph trains a teacher shared by several pages once, in its own
+    task, before them (`kdutils.graph`). Two processes that miss the cache at once would each
+    train it; each file is replaced atomically and the record's logits checksum catches a
+    record and logits from different writers (`load_cached`: trained again, never used).
     """
     if cached := load_cached(spec, build):
         return cached
-    with exclusive(spec.record_path):
-        if cached := load_cached(spec, build):
-            return cached
-        trained = store(spec, *train())
+    trained = store(spec, *train())
     return trained if build else dataclasses.replace(trained, model=None)
 
 
@@ -269,7 +268,7 @@ def train_teacher(profile: Profile, seed: int, data: Dataset | None = None):
 
 def get_teacher(profile: Profile, seed: int, directory: Path, data: Dataset | None = None):
     """The cached teacher of the students of `seed`, trained first if there is none for this
-    config. Concurrent callers train one teacher once."""
+    config."""
     spec = main_spec(profile, seed, directory)
     teacher = cached_teacher(spec, lambda: train_teacher(profile, seed, data))
     return for_students(profile, teacher)

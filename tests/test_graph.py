@@ -19,7 +19,7 @@ ray = pytest.importorskip("ray")
 def local_ray():
     """One local Ray for the module; this module's functions travel by value to workers."""
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield
     ray.shutdown()
 
@@ -40,13 +40,30 @@ def record_times(profile, seed: int, directory: Path, *teacher) -> tuple[int, in
     return before, path.stat().st_mtime_ns
 
 
-def test_engine_option_and_ray_imported_lazily():
-    assert sweep.parser().parse_args([]).engine == "pool"
-    args = sweep.parser().parse_args(["--engine", "ray", "--address", "auto"])
-    assert (args.engine, args.address) == ("ray", "auto")
+def test_no_pool_and_ray_imported_only_when_there_is_work():
+    options = {a.dest for a in sweep.parser()._actions}
+    assert "address" in options and not options & {"jobs", "engine"}
+    assert not hasattr(sweep, "in_processes")
+    assert sweep.parser().parse_args(["--address", "auto"]).address == "auto"
     code = "import sys, kdutils.sweep; assert 'ray' not in sys.modules"
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_studies_sharing_a_teacher_need_one_teacher_task(tmp_path, monkeypatch):
+    """calibration and temperature distil the same teachers (temperature changes only the
+    students): the graph trains each once, before the pages of both."""
+    monkeypatch.setenv("KDUTILS_RESULTS_DIR", str(tmp_path))
+    from kdutils.studies import grid
+
+    profile = get_profile("smoke")
+    tasks = graph.study_tasks(profile, ["calibration", "temperature"], tmp_path, tmp_path)
+    teachers = [t for t in tasks if t.key.startswith("teacher ")]
+    assert len(teachers) == len(grid.variant(profile).teacher_seeds()) == 2
+    pages = [t for t in tasks if t.key.startswith("page ")]
+    assert {p.key.split("/")[0] for p in pages} == {"page calibration", "page temperature"}
+    assert all(set(p.needs) == {t.key for t in teachers} for p in pages)
+    assert len({t.key for t in tasks}) == len(tasks)
 
 
 def test_teacher_shared_by_two_studies_is_trained_once(tmp_path):
@@ -112,3 +129,28 @@ def test_notebook_error_is_reported_kept_and_not_retried(tmp_path):
     assert count(runs) == 1  # not retried
     assert "x must be positive" in (failed / "bad.ipynb").read_text()
     assert not (tmp_path / "bad.ipynb").exists()
+
+
+class FakeRay:
+    """What `graph.running` asks of Ray: one 2-CPU node without GPUs, `used` CPUs in use."""
+
+    def __init__(self, used: float):
+        self.used = used
+
+    def cluster_resources(self):
+        return {"CPU": 2.0}
+
+    def available_resources(self):
+        return {"CPU": 2.0 - self.used}
+
+    def nodes(self):
+        return [{"Alive": True, "Resources": {"CPU": 2.0}}]
+
+
+def test_running_counts_a_wide_teacher_once():
+    teacher = graph.Task("teacher", print, (), trains=True, wide=True)
+    page = graph.Task("page", print, ())
+    assert graph.running(FakeRay(2.0), {"t": teacher, "p": page}) == 1  # the teacher alone
+    assert graph.running(FakeRay(2.0), {"p": page, "q": page}) == 2
+    assert graph.running(FakeRay(1.0), {"t": teacher, "p": page}) == 1  # the page; teacher waits
+    assert graph.running(FakeRay(0.0), {"t": teacher}) == 0

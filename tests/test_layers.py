@@ -63,3 +63,15 @@ def test_no_module_name_is_used_twice():
     for a in names:
         for b in names - {a}:
             assert b != a + "s", f"{a} and {b} differ by a plural only"
+
+
+def test_an_installed_kdutils_has_every_layer():
+    """`pip install .` (not only `-e`) packages every package of kdutils."""
+    import tomllib
+    from setuptools import find_packages
+
+    repo = ROOT.parent
+    find = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packaged = set(find_packages(repo, include=find["packages"]["find"]["include"]))
+    present = {".".join(p.parent.relative_to(repo).parts) for p in ROOT.rglob("__init__.py")}
+    assert packaged == present and {"kdutils.distill", "kdutils.analysis"} <= packaged

@@ -110,7 +110,7 @@ def test_sweep_from_committed_results_trains_nothing_and_changes_nothing(tmp_pat
     """Both sweeps of `make book` on a fresh clone: no data needed, no file touched."""
     clone = fresh_clone(tmp_path)
     dirs = ["--results-dir", str(clone / "results"), "--pages-dir", str(clone / "book" / "runs")]
-    for what in (["--fused"], ["--study", "all", "--jobs", "2"]):
+    for what in (["--fused"], ["--study", "all"]):
         done = subprocess.run(
             [sys.executable, "-m", "kdutils.sweep", "--profile", "default", *what, *dirs],
             env=no_data_env(tmp_path) | {"PYTHONPATH": str(ROOT)},

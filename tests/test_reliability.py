@@ -214,40 +214,24 @@ def test_paths_and_commands_are_stored_relative_to_the_repository(monkeypatch):
     assert not MACHINE_PATH.search(json.dumps(command))
 
 
-# --- no duplicate work between concurrent sweeps -------------------------------------------
-
-STUDENTS = """
-import json, sys
-from pathlib import Path
-from kdutils.experiment import run_students
-from kdutils.profiles import get_profile
-profile = get_profile("smoke").override(seeds=[0], train_size=200, epochs=1)
-records = run_students(profile, [0.0, 1.0], 0, Path(sys.argv[1]), fused=True)
-print(json.dumps([r["train_seconds"] for r in records]))
-"""
+# --- no duplicate work: one task per teacher and per seed's students ----------------------
 
 
-@pytest.mark.slow
-def test_two_concurrent_sweeps_train_each_student_once(tmp_path):
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", STUDENTS, str(tmp_path)],
-            env=env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=600) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
-    seconds = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
-    # the second waited on the first's claim, then loaded its records instead of training
-    assert seconds[0] == seconds[1]
-    stored = [read_json(run_path(tmp_path, a, 0))["train_seconds"] for a in (0.0, 1.0)]
-    assert stored == seconds[0]
-    teacher = read_json(teacher_paths(tmp_path, 0)[0])
-    assert len(teacher["logits_sha256"]) == 64
+def test_a_sweeps_graph_gives_each_teacher_and_each_seeds_students_one_task(tmp_path):
+    from kdutils import graph
+
+    profile = get_profile("smoke").override(seeds=[0, 1], train_size=200, epochs=1)
+    pages = tmp_path / "pages"
+    tasks = graph.sweep_tasks(profile, [0.0, 1.0], tmp_path / "smoke", pages, "fused")
+    assert len({t.key for t in tasks}) == len(tasks)
+    teachers = [t for t in tasks if t.key.startswith("teacher ")]
+    assert len(teachers) == len(profile.teacher_seeds()) == 1  # both seeds share one
+    students = [t for t in tasks if t.key.startswith("students ")]
+    assert [t.args[2] for t in students] == [[0], [1]]
+    assert all(t.needs == (teachers[0].key,) for t in students)
+    alpha_pages = [t for t in tasks if t.key.startswith("page ")]
+    assert [t.label for t in alpha_pages] == [0.0, 1.0]
+    assert all(set(t.needs) == {s.key for s in students} for t in alpha_pages)
 
 
 # --- a rerun after a corrupted file completes -----------------------------------------------

@@ -89,10 +89,10 @@ def _hold_lock(path: str, log: str, seconds: float) -> None:
 
 
 def test_exclusive_lets_one_process_in_at_a_time(tmp_path):
-    """Two sweeps side by side train a shared teacher once: the second waits for the lock."""
+    """Two sweeps side by side both append to the session log: the second waits."""
     log = tmp_path / "log.txt"
     context = multiprocessing.get_context("spawn")
-    args = (str(tmp_path / "teachers" / "seed0.json"), str(log), 0.5)
+    args = (str(tmp_path / "sweep.json"), str(log), 0.5)
     procs = [context.Process(target=_hold_lock, args=args) for _ in range(2)]
     for p in procs:
         p.start()
@@ -100,7 +100,7 @@ def test_exclusive_lets_one_process_in_at_a_time(tmp_path):
         p.join(600)  # spawned processes import TensorFlow: slow on a loaded machine
         assert p.exitcode == 0
     assert log.read_text().split() == ["enter", "leave", "enter", "leave"]
-    assert (tmp_path / "teachers" / "seed0.json.lock").exists()
+    assert (tmp_path / "sweep.json.lock").exists()
 
 
 def test_mean_ci_matches_scipy_t_interval():

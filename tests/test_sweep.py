@@ -118,8 +118,8 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
 
 
 def test_fused_sweep_writes_one_page_and_one_record_per_alpha(tmp_path):
-    # --jobs 2: the pages are executed two at a time, as `make book` does
-    done = run_sweep(tmp_path, 0.0, 0.5, 1.0, extra=["--fused", "--jobs", "2"])
+    # the pages run side by side on local Ray, as `make book` runs them
+    done = run_sweep(tmp_path, 0.0, 0.5, 1.0, extra=["--fused"])
     assert done.returncode == 0, done.stderr[-2000:]
     assert "fused: 3 students of seed 0 trained together" in done.stdout
     runs = sorted((tmp_path / "results" / "smoke" / "runs").glob("*.json"))
@@ -141,30 +141,17 @@ def test_fused_sweep_writes_one_page_and_one_record_per_alpha(tmp_path):
     assert "nothing to train or execute" in again.stdout
 
 
-def test_fused_seeds_train_side_by_side_with_jobs(tmp_path):
-    # --jobs 2 with two seeds: each seed's fused students in its own process, a core each.
-    done = run_sweep(tmp_path, 0.0, 1.0, extra=["--fused", "--jobs", "2", "--seeds", "0", "1"])
+def test_each_seeds_fused_students_are_a_task_of_their_own(tmp_path):
+    # two seeds: two student tasks, which local Ray runs side by side (a core each)
+    done = run_sweep(tmp_path, 0.0, 1.0, extra=["--fused", "--seeds", "0", "1"])
     assert done.returncode == 0, done.stderr[-2000:]
     for seed in (0, 1):
         assert f"fused: 2 students of seed {seed} trained together" in done.stdout
-    assert "fused: 2 seeds in" in done.stdout and "2 at a time" in done.stdout
     runs = sorted((tmp_path / "results" / "smoke" / "runs").glob("*.json"))
     assert [p.name for p in runs] == [
         f"alpha_{a}_seed{s}.json" for a in ("0p0", "1p0") for s in (0, 1)
     ]
     assert all(read_json(p)["fused_with"] == [0.0, 1.0] for p in runs)
-
-
-def _square(x: int) -> int:
-    if x < 0:
-        raise ValueError(f"negative: {x}")
-    return x * x
-
-
-def test_in_processes_returns_results_and_errors_in_order():
-    outcomes = sweep.in_processes(_square, [(1,), (2,), (-1,), (3,)], jobs=2, keep_going=True)
-    assert outcomes[:2] == [1, 4] and outcomes[3] == 9
-    assert isinstance(outcomes[2], ValueError) and "negative: -1" in str(outcomes[2])
 
 
 TINY = """# %% [markdown]
@@ -214,7 +201,7 @@ def test_page_whose_kernel_never_ran_a_cell_is_started_again(tmp_path, monkeypat
 
 def test_default_sweep_trains_every_alpha_and_seed_together(tmp_path):
     # The batched trainer, named: on CPU `--trainer auto` picks the fused one (TRAINERS).
-    extra = ["--seeds", "0", "1", "--jobs", "2", "--trainer", "batched"]
+    extra = ["--seeds", "0", "1", "--trainer", "batched"]
     done = run_sweep(tmp_path, 0.0, 1.0, extra=extra, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "batched: 4 students trained together" in done.stdout

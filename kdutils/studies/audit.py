@@ -116,6 +116,15 @@ def conditions(profile: Profile) -> list[str]:
     return list(CONDITIONS)
 
 
+def teachers(profile: Profile, condition: str) -> list[tuple]:
+    """The main sweep's teachers this condition distils (`main_dir`), which other pages share.
+    (Where their weights are missing, `teacher_home` retrains into the condition's folder.)"""
+    from kdutils.results import results_dir
+
+    seeds = settings(profile, condition).get("seeds", profile.seeds)
+    return [(profile, s, results_dir(profile.name)) for s in seeds]
+
+
 def main_dir(directory: Path) -> Path:
     """`results/<profile>` from a condition's `results/<profile>/studies/audit/<condition>`."""
     return Path(directory).parents[2]

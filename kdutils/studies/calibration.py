@@ -66,6 +66,11 @@ def conditions(profile: Profile) -> list[str]:
     return [CONDITION]
 
 
+def teachers(profile: Profile, condition: str) -> list[tuple]:
+    """The teachers this condition's students distil (shared with the grid studies')."""
+    return grid.teachers(study_profile(profile))
+
+
 def evaluate(logits, labels, bins: int = BINS) -> dict:
     """Everything this study keeps of one model's test predictions (JSON-serialisable)."""
     p = softmax(logits)

@@ -57,6 +57,12 @@ def teacher_directory(profile: Profile) -> Path:
     return results_dir(profile.name) / "studies" / "teachers" / key
 
 
+def teachers(variant: Profile) -> list[tuple]:
+    """The (profile, seed, directory) of each teacher `run(variant, ...)` asks the cache for,
+    for the sweep's task graph to train first (`kdutils.sweep.condition_teachers`)."""
+    return [(variant, s, teacher_directory(variant)) for s in variant.teacher_seeds()]
+
+
 def run(profile: Profile, directory: Path, save_logits: bool = False) -> list[dict]:
     """Every (alpha, seed) of the variant `profile`, fused per seed; returns the records.
 
