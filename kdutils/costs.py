@@ -102,12 +102,15 @@ def sweep_jobs(profile: Profile, rates: dict[str, float], source: str = "") -> l
     return unique([*teachers.values(), *students, *pages])
 
 
-def study_jobs(study: str, conditions: Sequence[tuple], rates: dict[str, float]) -> list[Job]:
+def study_jobs(
+    study: str, conditions: Sequence[tuple], rates: dict[str, float], gpu: bool = True
+) -> list[Job]:
     """A study's conditions, each one page after the study's previous one (as in the graph).
 
     `conditions` holds `(condition, variant, source)` for an alpha-grid condition (a Profile:
     its teachers are jobs of their own, its students train in its page) or
-    `(condition, seconds, source)` for a condition measured as a whole."""
+    `(condition, seconds, source)` for a condition measured as a whole, whose page holds a
+    GPU unless `gpu` is False (a study that trains no network)."""
     jobs, previous = [], ()
     for condition, work, source in conditions:
         needs = previous
@@ -117,14 +120,17 @@ def study_jobs(study: str, conditions: Sequence[tuple], rates: dict[str, float])
             needs += tuple(dict.fromkeys(t.key for t in teachers.values()))
             work = student_seconds(work, rates, seeds=len(work.seeds))
         key = f"page {study}/{condition}"
-        jobs.append(Job(key, float(work), needs, kind="page", source=source))
+        jobs.append(Job(key, float(work), needs, gpu=gpu, kind="page", source=source))
         previous = (key,)
     return unique(jobs)
 
 
 def unique(jobs: Iterable[Job]) -> list[Job]:
     """`jobs` with each key once (the first), e.g. a teacher that several conditions share."""
-    return list({j.key: j for j in reversed(list(jobs))}.values())[::-1]
+    first: dict[str, Job] = {}
+    for job in jobs:
+        first.setdefault(job.key, job)
+    return list(first.values())
 
 
 def bottom_levels(jobs: Sequence[Job]) -> dict[str, float]:

@@ -165,3 +165,8 @@ def test_study_jobs_chain_conditions_and_share_teachers():
     assert pages["page temperature/t_4"].needs[0] == "page temperature/t_2"
     assert pages["page temperature/measured"].needs == ("page temperature/t_4",)
     assert pages["page temperature/measured"].seconds == 7.0
+
+
+def test_unique_keeps_the_first_of_each_key_in_order():
+    jobs = [Job("a", 1.0), Job("b", 2.0), Job("a", 3.0)]
+    assert costs.unique(jobs) == [Job("a", 1.0), Job("b", 2.0)]
