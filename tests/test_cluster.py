@@ -41,6 +41,7 @@ def test_cluster_config_has_a_cpu_head_and_gpu_workers():
     workers = [t for name, t in types.items() if name != config["head_node_type"]]
     assert head["resources"].get("GPU", 0) == 0
     assert workers and all(t["resources"]["GPU"] >= 1 for t in workers)
+    assert any(t.get("min_workers", 0) >= 1 for t in workers), "the graph sees no GPU at start"
     assert any("requirements.txt" in c for c in config["setup_commands"])
     assert any("KDUTILS_RESULTS_DIR" in c for c in config["setup_commands"])
 
