@@ -148,8 +148,11 @@ def bottom_levels(jobs: Sequence[Job]) -> dict[str, float]:
 
 
 def topological(jobs: Sequence[Job]) -> list[str]:
-    """The jobs' keys, each after every job it needs; raises on a cycle or a missing need."""
+    """The jobs' keys, each after every job it needs; raises on a key used twice, a cycle or a
+    missing need."""
     known = {j.key for j in jobs}
+    if len(known) != len(jobs):
+        raise ValueError("job keys must be unique (see `unique`)")
     missing = {n for j in jobs for n in j.needs} - known
     if missing:
         raise ValueError(f"jobs need unknown jobs: {sorted(missing)}")

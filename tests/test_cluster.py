@@ -118,6 +118,8 @@ def test_cycles_and_unknown_needs_are_refused():
         costs.critical_path([Job("a", 1.0, ("b",)), Job("b", 1.0, ("a",))])
     with pytest.raises(ValueError, match="unknown"):
         costs.critical_path([Job("a", 1.0, ("z",))])
+    with pytest.raises(ValueError, match="unique"):
+        costs.critical_path([Job("a", 1.0), Job("a", 2.0)])
     with pytest.raises(ValueError):
         costs.schedule([Job("a", 1.0)], 0)
 
@@ -171,3 +173,10 @@ def test_study_jobs_chain_conditions_and_share_teachers():
 def test_unique_keeps_the_first_of_each_key_in_order():
     jobs = [Job("a", 1.0), Job("b", 2.0), Job("a", 3.0)]
     assert costs.unique(jobs) == [Job("a", 1.0), Job("b", 2.0)]
+
+
+def test_a_study_without_training_holds_no_gpu():
+    jobs = costs.study_jobs("theory", [("a", 5.0, "CPU"), ("b", 7.0, "CPU")], {}, gpu=False)
+    assert costs.gpu_seconds(jobs) == 0.0
+    assert costs.critical_path(jobs) == 12.0
+    assert costs.makespan(jobs + [Job("train", 20.0)], 1) == 20.0
