@@ -179,4 +179,4 @@ def test_a_study_without_training_holds_no_gpu():
     jobs = costs.study_jobs("theory", [("a", 5.0, "CPU"), ("b", 7.0, "CPU")], {}, gpu=False)
     assert costs.gpu_seconds(jobs) == 0.0
     assert costs.critical_path(jobs) == 12.0
-    assert costs.makespan(jobs + [Job("train", 20.0)], 1) == 20.0
+    assert costs.makespan([*jobs, Job("train", 20.0)], 1) == 20.0
