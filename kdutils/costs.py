@@ -103,9 +103,14 @@ def sweep_jobs(profile: Profile, rates: dict[str, float], source: str = "") -> l
 
 
 def study_jobs(
-    study: str, conditions: Sequence[tuple], rates: dict[str, float], gpu: bool = True
+    study: str,
+    conditions: Sequence[tuple],
+    rates: dict[str, float],
+    gpu: bool = True,
+    chained: bool = True,
 ) -> list[Job]:
-    """A study's conditions, each one page after the study's previous one (as in the graph).
+    """A study's conditions, one page each; with `chained`, each after the study's previous
+    one (as the graph runs a `kdutils.sweep.chained` study).
 
     `conditions` holds `(condition, variant, source)` for an alpha-grid condition (a Profile:
     its teachers are jobs of their own, its students train in its page) or
@@ -121,7 +126,7 @@ def study_jobs(
             work = student_seconds(work, rates, seeds=len(work.seeds))
         key = f"page {study}/{condition}"
         jobs.append(Job(key, float(work), needs, gpu=gpu, kind="page", source=source))
-        previous = (key,)
+        previous = (key,) if chained else ()
     return unique(jobs)
 
 

@@ -10,15 +10,17 @@ everything else side by side:
   two tasks train the same teacher (`sweep.condition_teachers` names the teachers a study
   page shares; a study whose teachers are its own trains them in its pages, in turn);
 - the students of each seed need their teacher; an alpha's page needs every seed's students;
-  a study condition's page needs its teachers and runs after the study's previous condition
-  (a condition may read an earlier one's files), whether that one succeeded or not
-  (`--keep-going`).
+  a study condition's page needs its teachers; where a study trains its own teachers in its
+  pages (`sweep.chained`), each condition runs after the previous one (a later one reads
+  the teacher an earlier one trained), whether that one succeeded or not (`--keep-going`).
 
 What is done is not submitted (`sweep.pending_alphas`, `sweep.pending_conditions`, the
 teacher cache decide), and the writers are atomic, so a killed graph resumes. Training tasks
-ask for 1 CPU and, where the cluster has GPUs, 1 GPU; page tasks for 1 CPU. A teacher on a
-cluster without GPUs takes a node's CPUs: in the alpha sweep every other task waits for it,
-and on one CPU the smoke sweep's teacher took 67 s against 26 s on two. Measured against the
+ask for 1 CPU and, where the cluster has GPUs, 1 GPU, as do the pages that train in their
+notebooks (every study's but theory's; an alpha's with `--trainer separate`); an alpha's
+page that reports stored runs asks for 1 CPU. A teacher on a cluster without GPUs takes a
+node's CPUs: in the alpha sweep every other task waits for it, and on one CPU the smoke
+sweep's teacher took 67 s against 26 s on two. Measured against the
 process pool this engine replaced (`--jobs 2`), the smoke alpha sweep from empty results, one
 after the other on an idle 2-core machine: 113 and 135 s on Ray against 125 and 132 s.
 A worker that dies (killed, out of memory) is retried up to `RETRIES` times; an exception (a
@@ -64,9 +66,10 @@ FORWARDED = ("KDUTILS_", "KERAS_", "TF_CPP_", "PYTHONPATH")
 class Task:
     """One node of the graph: `function(*args)`, after the tasks `needs` (their results are
     its extra arguments) and, if any, after the task `after` has finished, however it ended.
-    `trains`: it asks for a GPU where there is one. `wide`: with no GPU, it takes every CPU
-    of a node (a teacher, which the tasks after it wait for). `label` names it among the
-    failures."""
+    `trains`: it trains in its own process (TensorFlow's threads set there) and asks for a
+    GPU where there is one. `gpu`: it asks for a GPU too (a page whose notebook trains).
+    `wide`: with no GPU, it takes every CPU of a node (a teacher, which the tasks after it
+    wait for). `label` names it among the failures."""
 
     key: str
     function: Callable
@@ -74,6 +77,7 @@ class Task:
     needs: tuple[str, ...] = ()
     after: str | None = None
     trains: bool = False
+    gpu: bool = False
     wide: bool = False
     label: object = None
 
@@ -160,6 +164,7 @@ def sweep_tasks(profile: Profile, alphas, directory: Path, pages: Path, trainer:
             sweep.execute_alpha,
             (profile, a, pages, directory / "failed"),
             before,
+            gpu=trainer == "separate",
             label=a,
         )
         for a in todo
@@ -180,7 +185,10 @@ def chosen_trainer(trainer: str) -> str:
 
 def study_tasks(profile: Profile, names: list[str], results_root, pages: Path) -> list:
     """The tasks of the studies `names`: each distinct teacher of their conditions once, then
-    one page per unfinished condition, after the study's previous one."""
+    one page per unfinished condition (after the study's previous one where the study is
+    `sweep.chained`; asking for a GPU where the study trains in its pages)."""
+    from kdutils.studies import trains
+
     directory = results_dir(profile.name, results_root)
     teachers: dict[str, Task] = {}
     page_tasks = []
@@ -200,7 +208,8 @@ def study_tasks(profile: Profile, names: list[str], results_root, pages: Path) -
                     sweep.execute_condition,
                     args,
                     tuple(needs),
-                    previous,
+                    previous if sweep.chained(study) else None,
+                    gpu=trains(study),
                     label=f"{study}/{condition}",
                 )
             )
@@ -277,17 +286,18 @@ def capacity(ray) -> tuple[int, int]:
 
 def submitter(ray) -> Callable:
     """A function submitting a `Task` with the refs of the tasks it needs: `CPUS` CPUs (a
-    wide task: a node's CPUs where there is no GPU), a GPU for a training task where the
-    cluster has one, retried on worker death only."""
+    wide task: a node's CPUs where there is no GPU), a GPU for a training task (or a page
+    that trains) where the cluster has one when the task is submitted, retried on worker
+    death only."""
     remote = ray.remote(call)
-    gpus, node = capacity(ray)
     env = worker_env()
 
     def submit(task: Task, needed: list):
+        gpus, node = capacity(ray)
         cpus = node if task.wide and not gpus else CPUS
         options = remote.options(
             num_cpus=cpus,
-            num_gpus=gpus if task.trains else 0,
+            num_gpus=gpus if task.trains or task.gpu else 0,
             max_retries=RETRIES,
             retry_exceptions=False,
             name=task.key,

@@ -279,9 +279,8 @@ def condition_teachers(profile: Profile, study: str, condition: str) -> list[tup
     """The (profile, seed, directory) of each teacher a condition's page will ask the teacher
     cache for and may share with other pages: the teachers of its variant where the study
     reruns the sweep on one (`grid.run`), else those the study names (`teachers`, as audit
-    and calibration do for the profile's own), else none (a study whose teachers are its
-    own, trained by its pages in turn). The page gets the profile's name only, so its
-    teachers are those of the named profile."""
+    and calibration do for the profile's own), else none (`chained`). The page gets the
+    profile's name only, so its teachers are those of the named profile."""
     from kdutils.studies import get_study, grid
 
     module, named = get_study(study), get_profile(profile.name)
@@ -290,6 +289,17 @@ def condition_teachers(profile: Profile, study: str, condition: str) -> list[tup
     if not hasattr(module, "variant"):
         return []
     return grid.teachers(module.variant(named, condition))
+
+
+def chained(study: str) -> bool:
+    """Whether each condition of `study` must run after the previous one: where the study
+    names no teachers for the graph to train first (`condition_teachers`), its pages train
+    their own (hinton's and the CIFAR-10 studies' `teacher` condition, which the later ones
+    read), so they run in order. The conditions of the other studies are independent."""
+    from kdutils.studies import get_study
+
+    module = get_study(study)
+    return not (hasattr(module, "teachers") or hasattr(module, "variant"))
 
 
 def log_session(directory: Path, started: str, seconds: float, failures: list[float]) -> None:

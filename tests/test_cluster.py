@@ -168,6 +168,10 @@ def test_study_jobs_chain_conditions_and_share_teachers():
     assert pages["page temperature/t_4"].needs[0] == "page temperature/t_2"
     assert pages["page temperature/measured"].needs == ("page temperature/t_4",)
     assert pages["page temperature/measured"].seconds == 7.0
+    # unchained (as the graph runs a study whose teachers it trains first): teachers only
+    free = {j.key: j for j in costs.study_jobs("temperature", conditions, rates, chained=False)}
+    assert free["page temperature/t_4"].needs == tuple(t.key for t in teachers)
+    assert free["page temperature/measured"].needs == ()
 
 
 def test_unique_keeps_the_first_of_each_key_in_order():

@@ -1,5 +1,6 @@
-"""The Ray engine on a cluster it joins by address, with a GPU: training tasks take the GPU
-one at a time, pages take none, and `python -m kdutils.sweep --address` completes there.
+"""The Ray engine on a cluster it joins by address, with a GPU: training tasks and pages that
+train take the GPU one at a time, other pages take none, and `python -m kdutils.sweep
+--address` completes there.
 
 The "cluster" is a Ray started by another process that declares one GPU (the machine needs
 none: Ray only schedules it), and drivers join it by its address, each in its own process.
@@ -10,6 +11,7 @@ head is started with address="local", as the sweep starts its own Ray, so that n
 test's sweep can join it (`ray start` would offer it to every `ray.init()` of the machine).
 """
 
+import itertools
 import os
 import subprocess
 import sys
@@ -50,6 +52,7 @@ tasks = [
     graph.Task("teacher", stamp, (path, "teacher"), trains=True, wide=True),
     graph.Task("students", stamp, (path, "students"), trains=True),
     graph.Task("page", stamp, (path, "page")),
+    graph.Task("page that trains", stamp, (path, "trainingpage"), gpu=True),
     graph.Task("page 2", stamp, (path, "page2"), ("teacher",)),
 ]
 assert graph.run_tasks(tasks) == []
@@ -77,11 +80,12 @@ def test_joined_cluster_gives_training_tasks_the_gpu_one_at_a_time(head, tmp_pat
     done = joined([sys.executable, "-c", DRIVER, head, str(tmp_path)], timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     seen = {p.stem: read_json(p) for p in Path(tmp_path).glob("*.json")}
-    assert seen["teacher"]["gpus"] == seen["students"]["gpus"] == ["0"]
+    on_gpu = [seen[n] for n in ("teacher", "students", "trainingpage")]
+    assert [s["gpus"] for s in on_gpu] == [["0"]] * 3
     assert seen["teacher"]["visible"] == "0"
     assert seen["page"]["gpus"] == []
-    first, second = sorted((seen["teacher"], seen["students"]), key=lambda s: s["start"])
-    assert first["end"] <= second["start"]  # one GPU: the training tasks never overlap
+    spans = sorted((s["start"], s["end"]) for s in on_gpu)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # one GPU: one at a time
     assert seen["page2"]["start"] >= seen["teacher"]["end"]
 
 

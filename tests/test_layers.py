@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "kdutils"
-# The modules of the runner that load studies by name: the sweep drives them, and the build's
-# checks ask them what they need (preflight) and what they show (bookcheck).
-DRIVERS = {"sweep", "preflight", "bookcheck"}
+# The modules of the runner that load studies by name: the sweep and its task graph drive
+# them, and the build's checks ask them what they need (preflight) and what they show
+# (bookcheck).
+DRIVERS = {"sweep", "graph", "preflight", "bookcheck"}
 
 
 def imported(path: Path) -> set[str]:

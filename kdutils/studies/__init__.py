@@ -57,6 +57,12 @@ def get_study(name: str) -> ModuleType:
     return importlib.import_module(f"kdutils.studies.{name}")
 
 
+def trains(study: str) -> bool:
+    """Whether the pages of `study` train networks (and so want a GPU): every study's but one
+    whose module says `TRAINS = False`."""
+    return getattr(get_study(study), "TRAINS", True)
+
+
 def available_studies() -> list[str]:
     """The studies whose module exists (all of `STUDIES` once every chapter is written)."""
     here = Path(__file__).parent

@@ -29,6 +29,7 @@ from kdutils.profiles import Profile, same_config
 from kdutils.results import read_json, write_json
 
 TITLE = "Theory: the optimal α in linear regression"
+TRAINS = False  # a NumPy simulation: its pages need no GPU
 
 # The problem shared by every condition: dimension, the seed of w* and of δ's direction,
 # the α grid and the label-noise variances σ² (log-spaced; the count depends on the profile).
