@@ -383,7 +383,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    command = parser()
+    args = command.parse_args(argv)
+    if args.study and any(v is not None for v in (args.seeds, args.train_size, args.epochs)):
+        command.error(
+            "--seeds, --train-size and --epochs change the alpha sweep's runs; a study's pages "
+            "run the profile as it is named, so they cannot be combined with --study"
+        )
     profile = get_profile(args.profile).override(
         seeds=args.seeds, train_size=args.train_size, epochs=args.epochs
     )

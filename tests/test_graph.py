@@ -50,6 +50,12 @@ def test_no_pool_and_ray_imported_only_when_there_is_work():
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
+def test_study_pages_refuse_overrides_they_would_not_run(capsys):
+    with pytest.raises(SystemExit):
+        sweep.main(["--profile", "smoke", "--study", "audit", "--seeds", "0"])
+    assert "cannot be combined with --study" in capsys.readouterr().err
+
+
 def test_studies_sharing_a_teacher_need_one_teacher_task(tmp_path, monkeypatch):
     """calibration and temperature distil the same teachers (temperature changes only the
     students): the graph trains each once, before the pages of both."""
