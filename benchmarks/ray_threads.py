@@ -31,7 +31,7 @@ def timed(explicit: bool, directory: Path) -> float:
     start = time.perf_counter()
     args = (PROFILE, list(PROFILE.alphas), [0], directory)
     if explicit:
-        graph.call(sweep.fused_seeds, args, graph.worker_env(), graph.CPUS, True)
+        graph.call(sweep.fused_seeds, args, graph.worker_env(), graph.CPUS, True, None, "")
     else:
         sweep.fused_seeds(*args)
     return time.perf_counter() - start

@@ -82,13 +82,39 @@ class Task:
     label: object = None
 
 
-def call(function: Callable, args: tuple, env: dict, threads: int, trains: bool, *needed):
-    """Run `function(*args)` in a Ray worker, with the driver's `env` and `threads` threads;
-    `needed` (the results of the tasks it needs) only orders it."""
+def call(
+    function: Callable,
+    args: tuple,
+    env: dict,
+    threads: int,
+    trains: bool,
+    started,
+    key: str,
+    *needed,
+):
+    """Run `function(*args)` in a Ray worker, with the driver's `env` and `threads` threads,
+    first telling `started` (a `Started` actor, or None) that task `key` runs; `needed` (the
+    results of the tasks it needs) only orders it."""
+    if started is not None:
+        started.add.remote(key)
     os.environ.update(env | {"OMP_NUM_THREADS": str(threads)})
     if trains:  # pages run their notebooks in kernels, which inherit OMP_NUM_THREADS
         sweep.set_threads(threads)
     return function(*args)
+
+
+class Started:
+    """A Ray actor holding the keys of the tasks that have started: Ray tells a driver when a
+    task ends, not when it starts (its state API needs the dashboard)."""
+
+    def __init__(self):
+        self.keys: set[str] = set()
+
+    def add(self, key: str) -> None:
+        self.keys.add(key)
+
+    def started(self) -> set[str]:
+        return self.keys
 
 
 def worker_env() -> dict[str, str]:
@@ -238,7 +264,8 @@ def run_tasks(tasks: list[Task], keep_going: bool = False, address: str | None =
     from tqdm.auto import tqdm
 
     ray = start_ray(address)
-    submit = submitter(ray)
+    started = ray.remote(Started).options(num_cpus=0).remote()
+    submit = submitter(ray, started)
     waiting, flying, finished, failures = list(tasks), {}, set(), []
     refs: dict = {}
     with tqdm(total=len(tasks), desc="graph", unit="task") as bar:
@@ -256,7 +283,9 @@ def run_tasks(tasks: list[Task], keep_going: bool = False, address: str | None =
                     bar.write(f"{task.key} FAILED: {error}")
                     if not keep_going:
                         cancel(ray, flying)
-            bar.set_postfix(running=running(ray, flying), failed=len(failures), refresh=False)
+            bar.set_postfix(
+                running=running(ray, started, flying), failed=len(failures), refresh=False
+            )
     return failures
 
 
@@ -284,11 +313,11 @@ def capacity(ray) -> tuple[int, int]:
     return gpus, int(node)
 
 
-def submitter(ray) -> Callable:
+def submitter(ray, started=None) -> Callable:
     """A function submitting a `Task` with the refs of the tasks it needs: `CPUS` CPUs (a
     wide task: a node's CPUs where there is no GPU), a GPU for a training task (or a page
     that trains) where the cluster has one when the task is submitted, retried on worker
-    death only."""
+    death only. Each task tells `started` (a `Started` actor) when it starts."""
     remote = ray.remote(call)
     env = worker_env()
 
@@ -302,7 +331,8 @@ def submitter(ray) -> Callable:
             retry_exceptions=False,
             name=task.key,
         )
-        return options.remote(task.function, task.args, env, cpus, task.trains, *needed)
+        args = (task.function, task.args, env, cpus, task.trains, started, task.key)
+        return options.remote(*args, *needed)
 
     return submit
 
@@ -324,12 +354,6 @@ def cancel(ray, flying: dict) -> None:
         ray.cancel(ref)
 
 
-def running(ray, flying: dict) -> int:
-    """About how many tasks run now, from the CPUs in use (Ray tells no task's state without
-    its dashboard): a wide task in flight holds a node's CPUs where there is no GPU and
-    counts once; the others hold `CPUS` each."""
-    gpus, node = capacity(ray)
-    used = ray.cluster_resources().get("CPU", 0) - ray.available_resources().get("CPU", 0)
-    wide = 0 if gpus else sum(t.wide for t in flying.values())
-    wide = min(wide, int(used // node))  # the wide tasks that can hold their CPUs now
-    return wide + round((used - wide * node) / CPUS)
+def running(ray, started, flying: dict) -> int:
+    """How many of the tasks in flight have started (and not yet ended)."""
+    return len(ray.get(started.started.remote()) & {t.key for t in flying.values()})

@@ -137,26 +137,14 @@ def test_notebook_error_is_reported_kept_and_not_retried(tmp_path):
     assert not (tmp_path / "bad.ipynb").exists()
 
 
-class FakeRay:
-    """What `graph.running` asks of Ray: one 2-CPU node without GPUs, `used` CPUs in use."""
-
-    def __init__(self, used: float):
-        self.used = used
-
-    def cluster_resources(self):
-        return {"CPU": 2.0}
-
-    def available_resources(self):
-        return {"CPU": 2.0 - self.used}
-
-    def nodes(self):
-        return [{"Alive": True, "Resources": {"CPU": 2.0}}]
-
-
-def test_running_counts_a_wide_teacher_once():
+def test_running_counts_the_tasks_in_flight_that_have_started():
+    started = ray.remote(graph.Started).options(num_cpus=0).remote()
     teacher = graph.Task("teacher", print, (), trains=True, wide=True)
     page = graph.Task("page", print, ())
-    assert graph.running(FakeRay(2.0), {"t": teacher, "p": page}) == 1  # the teacher alone
-    assert graph.running(FakeRay(2.0), {"p": page, "q": page}) == 2
-    assert graph.running(FakeRay(1.0), {"t": teacher, "p": page}) == 1  # the page; teacher waits
-    assert graph.running(FakeRay(0.0), {"t": teacher}) == 0
+    flying = {"t": teacher, "p": page}
+    assert graph.running(ray, started, flying) == 0  # submitted, waiting for CPUs
+    ray.get(started.add.remote("teacher"))
+    assert graph.running(ray, started, flying) == 1  # the teacher, however many CPUs it holds
+    ray.get(started.add.remote("page"))
+    assert graph.running(ray, started, flying) == 2
+    assert graph.running(ray, started, {"p": page}) == 1  # the teacher ended
