@@ -18,11 +18,8 @@ import dataclasses
 import heapq
 from collections.abc import Iterable, Sequence
 
+from kdutils.distill.data import SPLIT_SIZES
 from kdutils.profiles import Profile, config_key
-
-# The training split of each dataset, before the validation images are taken from it
-# (`kdutils.distill.data`): a `train_size` of None means split minus validation.
-TRAIN_SPLIT = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +40,7 @@ def train_images(data: dict) -> int:
     whole split less the validation images)."""
     if data.get("train_size") is not None:
         return int(data["train_size"])
-    return TRAIN_SPLIT[data["name"]] - int(data.get("validation_size", 0))
+    return SPLIT_SIZES[data["name"]][0] - int(data.get("validation_size", 0))
 
 
 def image_epoch_seconds(records: Iterable[dict]) -> float:

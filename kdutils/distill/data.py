@@ -105,7 +105,8 @@ CIFAR10_PYTHON_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe
 CIFAR10_JPEG_SHA256 = "0bfcb68717a0ecb0d51ed61034906a773d48d424d94b766a46d7d1c55702a4d9"
 
 _FOLDERS = {"mnist": ("mnist",), "fashion_mnist": ("fashion-mnist", "fashion_mnist")}
-_SIZES = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000)}
+# (train, test) images of each dataset as published
+SPLIT_SIZES = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000)}
 
 
 # Seeds the fixed order in which `load_dataset(test_size=...)` takes a subset of the test set.
@@ -517,7 +518,7 @@ def _read_idx(path: pathlib.Path, name: str, base: str) -> np.ndarray:
         raise _corrupt(path, f"cannot be read ({e})") from e
 
     is_images = "images" in base
-    count = _SIZES[name][0] if base.startswith("train") else _SIZES[name][1]
+    count = SPLIT_SIZES[name][0] if base.startswith("train") else SPLIT_SIZES[name][1]
     shape = (count, 28, 28) if is_images else (count,)
     magic = 0x0803 if is_images else 0x0801  # uint8 data, 3 or 1 dimensions
     header_size = 4 + 4 * len(shape)
